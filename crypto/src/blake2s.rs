@@ -5,7 +5,7 @@
 
 use blake2::digest::consts::U16;
 use blake2::digest::{FixedOutput, KeyInit, Update};
-use blake2::{Blake2s256, Blake2sMac};
+use blake2::{Blake2s, Blake2s256, Blake2sMac};
 use zeroize::Zeroize;
 
 /// Output length of `HASH` and `HMAC`.
@@ -26,12 +26,22 @@ pub fn hash(parts: &[&[u8]]) -> [u8; HASH_LEN] {
 
 /// `MAC(key, input)`: keyed BLAKE2s with a 16-byte output over the concatenation of `parts`.
 ///
-/// `key` is at most 32 bytes (WireGuard keys it with a 32-byte hash or a 16-byte cookie).
+/// `key` is at most 32 bytes (WireGuard keys it with a 32-byte hash or a 16-byte cookie). An empty
+/// key gives unkeyed BLAKE2s-128, as RFC 7693 §2.5 (`kk = 0`) and the reference implementation do.
 ///
 /// # Panics
 /// If `key` is longer than 32 bytes: a programming error, never reachable from network input since
 /// every key comes from a fixed-size array.
 pub fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    if key.is_empty() {
+        // blake2 0.10's `Blake2sMac` accepts an empty key but then still compresses an all-zero key
+        // block while declaring `kk = 0`, which is no standard BLAKE2s (RustCrypto/hashes#509).
+        let mut h = Blake2s::<U16>::default();
+        for part in parts {
+            Update::update(&mut h, part);
+        }
+        return h.finalize_fixed().into();
+    }
     #[allow(clippy::expect_used)]
     let mut m = <Blake2sMac<U16> as KeyInit>::new_from_slice(key)
         .expect("BLAKE2s MAC key is at most 32 bytes");

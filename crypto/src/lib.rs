@@ -47,12 +47,14 @@
 pub mod aead;
 pub mod blake2s;
 mod error;
+pub mod psk;
 pub mod rng;
 pub mod tai64n;
 pub mod x25519;
 pub mod xaead;
 
 pub use error::CryptoError;
+pub use psk::PresharedKey;
 pub use tai64n::Tai64N;
 pub use x25519::{PrivateKey, PublicKey, SharedSecret};
 

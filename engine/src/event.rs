@@ -1,0 +1,52 @@
+//! Events the endpoint reports through [`Endpoint::poll_event`](crate::Endpoint::poll_event).
+
+use std::net::SocketAddr;
+
+use crate::PeerId;
+
+/// Which side of a handshake we were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// We sent the initiation.
+    Initiator,
+    /// We answered it.
+    Responder,
+}
+
+/// Something that happened to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A handshake completed: as initiator when the response arrived, as responder when the first
+    /// transport message under the new keys arrived.
+    HandshakeCompleted {
+        /// The peer.
+        peer: PeerId,
+        /// Our side.
+        role: Role,
+    },
+    /// The peer has a working session after having none.
+    PeerUp {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The peer's keys were erased (no session for 3 × REJECT_AFTER_TIME) or its handshake given up.
+    PeerDown {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// No response after REKEY_ATTEMPT_TIME of retries; packets held for the peer were dropped.
+    HandshakeFailed {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// An authenticated packet arrived from a new address (roaming).
+    EndpointChanged {
+        /// The peer.
+        peer: PeerId,
+        /// The address used before, if any.
+        old: Option<SocketAddr>,
+        /// The address now used.
+        new: SocketAddr,
+    },
+}

@@ -1,0 +1,51 @@
+//! Transport data header, type 4: 16 bytes before the ciphertext (whitepaper §5.4.6).
+
+use super::{
+    Fields, MessageType, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, WireError, check_out, peek_type,
+    put_header,
+};
+
+/// The header of a transport message; the ciphertext and tag follow it in the same buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportHeader {
+    /// The receiver's index of the session.
+    pub receiver: u32,
+    /// The nonce counter.
+    pub counter: u64,
+}
+
+impl TransportHeader {
+    /// Parses the header of a transport message of at least 32 bytes.
+    ///
+    /// # Errors
+    /// [`WireError`] on a wrong type, reserved bytes or a message shorter than 32 bytes.
+    pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
+        match peek_type(buf)? {
+            MessageType::Transport => {}
+            other => {
+                return Err(WireError::BadLength {
+                    kind: other,
+                    len: buf.len(),
+                    expected: TRANSPORT_MIN_LEN,
+                });
+            }
+        }
+        let mut f = Fields::new(buf);
+        Ok(TransportHeader {
+            receiver: f.u32(),
+            counter: f.u64(),
+        })
+    }
+
+    /// Writes the 16-byte header into `out`.
+    ///
+    /// # Errors
+    /// [`WireError::BufferTooSmall`] if `out` is shorter than 16 bytes.
+    pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
+        check_out(out, TRANSPORT_HEADER_LEN)?;
+        put_header(out, MessageType::Transport);
+        out[4..8].copy_from_slice(&self.receiver.to_le_bytes());
+        out[8..16].copy_from_slice(&self.counter.to_le_bytes());
+        Ok(TRANSPORT_HEADER_LEN)
+    }
+}
