@@ -203,7 +203,7 @@ impl Lab {
     }
 
     /// Makes the recorder send `payload` to our tunnel address and waits until we deliver it.
-    fn from_wireguard_go(&mut self, v6: bool, payload: &[u8]) -> SocketAddr {
+    fn receive_from_wireguard_go(&mut self, v6: bool, payload: &[u8]) -> SocketAddr {
         let (from, to): (IpAddr, SocketAddr) = if v6 {
             (
                 WG_V6.parse().unwrap(),
@@ -274,9 +274,9 @@ fn exchange_both_families(lab: &mut Lab, tag: &str) {
     assert_eq!(src6, (OUR_V6.parse::<IpAddr>().unwrap(), OUR_PORT).into());
 
     let v4_in = format!("{tag}: ipv4 from wireguard-go").into_bytes();
-    assert_eq!(lab.from_wireguard_go(false, &v4_in), wg_v4());
+    assert_eq!(lab.receive_from_wireguard_go(false, &v4_in), wg_v4());
     let v6_in = format!("{tag}: ipv6 from wireguard-go").into_bytes();
-    assert_eq!(lab.from_wireguard_go(true, &v6_in), wg_v6());
+    assert_eq!(lab.receive_from_wireguard_go(true, &v6_in), wg_v6());
 
     let after = lab.show();
     assert!(after.latest_handshake > 0, "wg show reports a handshake");
@@ -315,7 +315,7 @@ fn interop_wireguard_go_initiates_and_exchanges_ipv4_ipv6_both_ways() {
     let mut lab = Lab::start(None, None, None);
     // wireguard-go speaks first: its datagram makes it initiate towards us.
     let first = b"wireguard-go initiates".to_vec();
-    assert_eq!(lab.from_wireguard_go(false, &first), wg_v4());
+    assert_eq!(lab.receive_from_wireguard_go(false, &first), wg_v4());
     assert!(
         lab.us.completed(Role::Responder),
         "we completed as responder: {:?}",
@@ -337,7 +337,7 @@ fn interop_wireguard_go_with_psk_both_directions_of_the_handshake() {
     assert!(lab.show().has_preshared_key);
     // wireguard-go initiates first …
     let first = b"psk: wireguard-go initiates".to_vec();
-    lab.from_wireguard_go(true, &first);
+    lab.receive_from_wireguard_go(true, &first);
     assert!(lab.us.completed(Role::Responder));
     // … then we force a handshake of our own and exchange over the new session.
     let t = Instant::now() + Duration::from_secs(6);

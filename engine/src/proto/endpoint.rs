@@ -289,13 +289,11 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..self.peers.len() {
             let id = PeerId(i as u32);
-            loop {
-                let Some(peer) = self.peers.get_mut(i) else {
-                    break;
-                };
-                let Some(kind) = peer.timers.take_expired(now) else {
-                    break;
-                };
+            while let Some(kind) = self
+                .peers
+                .get_mut(i)
+                .and_then(|p| p.timers.take_expired(now))
+            {
                 self.on_timer(now, id, kind);
             }
         }

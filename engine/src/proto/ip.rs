@@ -26,34 +26,30 @@ pub enum IpError {
 /// [`IpError`] for any other version or an inconsistent length field.
 pub fn packet_len(plain: &[u8]) -> Result<usize, IpError> {
     match plain.first().map(|b| b >> 4) {
-        Some(4) => {
-            let tot = plain
-                .get(2..4)
-                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-            match tot {
-                Some(tot)
-                    if plain.len() >= IPV4_HEADER_LEN
-                        && tot >= IPV4_HEADER_LEN
-                        && tot <= plain.len() =>
-                {
-                    Ok(tot)
-                }
-                _ => Err(IpError::BadLength),
+        Some(4) => match be16(plain, 2) {
+            Some(tot)
+                if plain.len() >= IPV4_HEADER_LEN
+                    && tot >= IPV4_HEADER_LEN
+                    && tot <= plain.len() =>
+            {
+                Ok(tot)
             }
-        }
-        Some(6) => {
-            let payload = plain
-                .get(4..6)
-                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-            match payload {
-                Some(p) if plain.len() >= IPV6_HEADER_LEN && p + IPV6_HEADER_LEN <= plain.len() => {
-                    Ok(p + IPV6_HEADER_LEN)
-                }
-                _ => Err(IpError::BadLength),
+            _ => Err(IpError::BadLength),
+        },
+        Some(6) => match be16(plain, 4) {
+            Some(p) if plain.len() >= IPV6_HEADER_LEN && p + IPV6_HEADER_LEN <= plain.len() => {
+                Ok(p + IPV6_HEADER_LEN)
             }
-        }
+            _ => Err(IpError::BadLength),
+        },
         _ => Err(IpError::BadVersion),
     }
+}
+
+/// The big-endian 16-bit field at `at`, if the bytes are there.
+fn be16(bytes: &[u8], at: usize) -> Option<usize> {
+    let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+    Some(usize::from(u16::from_be_bytes(b)))
 }
 
 /// The source address of a packet that passed [`packet_len`].
@@ -177,7 +173,9 @@ fn sum(data: &[u8], init: u32) -> u32 {
     let mut acc = u64::from(init);
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        if let [hi, lo] = c {
+            acc += u64::from(u16::from_be_bytes([*hi, *lo]));
+        }
     }
     if let [last] = chunks.remainder() {
         acc += u64::from(*last) << 8;

@@ -35,6 +35,8 @@ const KINDS: [TimerKind; 5] = [
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Timers {
     deadlines: [Option<Instant>; 5],
+    /// Never read: the target of an out-of-range slot, which the enum makes impossible.
+    spare: Option<Instant>,
     /// Retransmissions of the current handshake.
     pub(crate) handshake_attempts: u32,
     need_another_keepalive: bool,
@@ -51,16 +53,28 @@ impl Timers {
         }
     }
 
+    fn slot(&mut self, kind: TimerKind) -> &mut Option<Instant> {
+        // The discriminants are 0..5, the table's indices; `get_mut` keeps the lint honest anyway.
+        match self.deadlines.get_mut(kind as usize) {
+            Some(slot) => slot,
+            None => &mut self.spare,
+        }
+    }
+
+    fn deadline(&self, kind: TimerKind) -> Option<Instant> {
+        self.deadlines.get(kind as usize).copied().flatten()
+    }
+
     fn set(&mut self, kind: TimerKind, at: Instant) {
-        self.deadlines[kind as usize] = Some(at);
+        *self.slot(kind) = Some(at);
     }
 
     fn clear(&mut self, kind: TimerKind) {
-        self.deadlines[kind as usize] = None;
+        *self.slot(kind) = None;
     }
 
     pub(crate) fn is_pending(&self, kind: TimerKind) -> bool {
-        self.deadlines[kind as usize].is_some()
+        self.deadline(kind).is_some()
     }
 
     /// The earliest deadline.
@@ -73,7 +87,7 @@ impl Timers {
         let kind = KINDS
             .iter()
             .copied()
-            .find(|k| self.deadlines[*k as usize].is_some_and(|d| d <= now))?;
+            .find(|k| self.deadline(*k).is_some_and(|d| d <= now))?;
         self.clear(kind);
         Some(kind)
     }

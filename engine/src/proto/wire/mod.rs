@@ -121,8 +121,9 @@ pub fn peek_type(buf: &[u8]) -> Result<MessageType, WireError> {
 
 /// Writes the 4-byte header of `kind`.
 fn put_header(out: &mut [u8], kind: MessageType) {
-    out[0] = kind as u8;
-    out[1..4].fill(0);
+    if let Some(header) = out.get_mut(..4) {
+        header.copy_from_slice(&[kind as u8, 0, 0, 0]);
+    }
 }
 
 /// Checks that `out` holds `needed` bytes.

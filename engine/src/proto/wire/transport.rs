@@ -1,8 +1,8 @@
 //! Transport data header, type 4: 16 bytes before the ciphertext (whitepaper §5.4.6).
 
 use super::{
-    Fields, MessageType, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, WireError, check_out, peek_type,
-    put_header,
+    Fields, MessageType, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, WireError, Writer, check_out,
+    peek_type, put_header,
 };
 
 /// The header of a transport message; the ciphertext and tag follow it in the same buffer.
@@ -44,8 +44,9 @@ impl TransportHeader {
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
         check_out(out, TRANSPORT_HEADER_LEN)?;
         put_header(out, MessageType::Transport);
-        out[4..8].copy_from_slice(&self.receiver.to_le_bytes());
-        out[8..16].copy_from_slice(&self.counter.to_le_bytes());
+        let mut w = Writer::new(out);
+        w.bytes(&self.receiver.to_le_bytes());
+        w.bytes(&self.counter.to_le_bytes());
         Ok(TRANSPORT_HEADER_LEN)
     }
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, installing what a fresh machine lacks.
+#
+#   bash scripts/test.sh
+#
+# Stages (each prints its elapsed time): packages, format, clippy, docs, build, tests, fuzz targets.
+# Tests that need root, network namespaces or wireguard-go are real tests here; when a resource is
+# missing they fail with a message naming it (they are never skipped).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# One build cache outside the clone, reused by later runs (a fresh machine only makes it slower).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pnet-mesh-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+PROFILE="${PNET_TEST_PROFILE:-ci}"
+log_dir="${PNET_TEST_LOG_DIR:-$CARGO_TARGET_DIR/test-logs}"
+mkdir -p "$log_dir"
+
+stage_start=0
+stage() {
+    stage_start=$(date +%s)
+    echo
+    echo "==> $1"
+}
+stage_done() {
+    echo "<== $1 took $(($(date +%s) - stage_start)) s"
+}
+
+# --- packages --------------------------------------------------------------------------------------
+stage "packages"
+need=()
+command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
+command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing: ${need[*]}"
+        apt-get update -qq
+        # --no-install-recommends: wireguard-tools would otherwise pull a kernel image.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+    else
+        echo "missing ${need[*]} and not root (or no apt-get): the interop tests will fail naming them"
+    fi
+else
+    echo "wireguard-go, wg, ip and python3 present"
+fi
+stage_done "packages"
+
+# --- static checks ---------------------------------------------------------------------------------
+stage "format"
+cargo fmt --all -- --check
+stage_done "format"
+
+stage "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+stage_done "clippy"
+
+stage "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+stage_done "docs"
+
+# --- build and test --------------------------------------------------------------------------------
+stage "build ($PROFILE profile)"
+cargo build --workspace --all-targets --profile "$PROFILE" --locked
+stage_done "build"
+
+stage "tests"
+test_log="$log_dir/cargo-test.log"
+# Test binaries run one after another; the namespace tests also serialize on a machine-wide lock.
+cargo test --workspace --profile "$PROFILE" --locked --no-fail-fast 2>&1 | tee "$test_log"
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+    echo "tests failed (log: $test_log)"
+    exit "$status"
+fi
+# The fixed test names must have run and passed, not been filtered out or renamed away.
+missing=0
+while read -r name; do
+    [ -z "$name" ] && continue
+    if ! grep -qE "^test (.*::)?${name} \.\.\. ok$" "$test_log"; then
+        echo "required test did not pass: $name"
+        missing=1
+    fi
+done < "$root/scripts/required-tests.txt"
+if [ "$missing" -ne 0 ]; then
+    exit 1
+fi
+echo "all $(grep -c . "$root/scripts/required-tests.txt") required tests ran and passed"
+if grep -qE '^test .* \.\.\. ignored' "$test_log"; then
+    echo "ignored tests found; every test must run:"
+    grep -E '^test .* \.\.\. ignored' "$test_log"
+    exit 1
+fi
+stage_done "tests"
+
+# --- fuzz targets ----------------------------------------------------------------------------------
+if [ -f engine/fuzz/Cargo.toml ] && [ -f scripts/check-fuzz.sh ]; then
+    stage "fuzz targets (type-check; the corpus replay ran with the tests)"
+    bash scripts/check-fuzz.sh
+    stage_done "fuzz targets"
+fi
+
+echo
+echo "all checks passed"
