@@ -74,8 +74,11 @@ impl core::fmt::Debug for Endpoint {
 impl Endpoint {
     /// Builds the node from a validated configuration, with `rng` as its only source of randomness and
     /// `now` as the present.
+    ///
+    /// Peers with a persistent keepalive and a known endpoint are contacted at once, as wireguard-go
+    /// does when an interface comes up: the first [`poll_transmit`](Self::poll_transmit) yields their
+    /// handshake initiations.
     pub fn new(config: Arc<EndpointConfig>, rng: Box<dyn Rng>, now: Instant) -> Self {
-        let _ = now;
         let identity = Identity::new(PrivateKey::from_bytes(*config.private_key.as_bytes()));
         let checker = CookieChecker::new(identity.mac1_key, identity.cookie_key);
         let mut peers = Vec::with_capacity(config.peers.len());
@@ -94,7 +97,7 @@ impl Endpoint {
                 routes.insert(*net, id);
             }
         }
-        Endpoint {
+        let mut endpoint = Endpoint {
             limiter: RateLimiter::new(config.rate_limit_entries),
             events: VecDeque::with_capacity(config.event_capacity.min(1024)),
             work: VecDeque::with_capacity(peers.len()),
@@ -109,7 +112,19 @@ impl Endpoint {
             under_load: false,
             events_dropped: 0,
             drops: DropCounters::default(),
+        };
+        for id in 0..endpoint.peers.len() {
+            let id = PeerId(id as u32);
+            if endpoint
+                .peer(id)
+                .is_some_and(|p| p.persistent_keepalive.is_some() && p.endpoint.is_some())
+            {
+                endpoint.send_keepalive(id);
+            }
         }
+        // No timer starts at creation: every deadline is armed by an event.
+        let _ = now;
+        endpoint
     }
 
     // ---- getters -------------------------------------------------------------------------------------
@@ -871,11 +886,12 @@ impl Endpoint {
 
     fn wall_clock(&self, at: Instant) -> SystemTime {
         let (anchor, wall) = self.config.clock_anchor;
-        if at >= anchor {
-            wall + (at - anchor)
+        let shifted = if at >= anchor {
+            wall.checked_add(at - anchor)
         } else {
-            wall - (anchor - at)
-        }
+            wall.checked_sub(anchor - at)
+        };
+        shifted.unwrap_or(wall)
     }
 }
 
