@@ -385,8 +385,9 @@ impl Endpoint {
                         });
                     }
                 }
-            } else if !peer.staged.is_empty() || peer.want_keepalive {
+            } else if (!peer.staged.is_empty() || peer.want_keepalive) && peer.handshake.is_none() {
                 // Nothing can be sealed without a session: ask for one (rate limited), keep the packets.
+                // With a handshake in flight its retransmit timer is already in charge.
                 peer.want_keepalive = false;
                 self.send_initiation(now, id, false);
                 if self.peer(id).is_some_and(|p| p.want_initiation) {
@@ -919,3 +920,6 @@ fn handshake_drop(e: HandshakeError) -> DropReason {
         HandshakeError::UnknownPeer => DropReason::UnknownPeer,
     }
 }
+
+#[cfg(test)]
+mod tests;
