@@ -60,6 +60,7 @@
 //! # What is not here yet
 //! The UDP runtime, the node facade, channels and the mesh features come in later releases; see the
 //! project README.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -67,6 +68,7 @@ pub mod config;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod manual;
 pub mod proto;
 pub mod stats;
 
