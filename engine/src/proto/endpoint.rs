@@ -588,7 +588,14 @@ impl Endpoint {
         if kp.is_expired(now) {
             return self.dropped(DropReason::KeypairExpired);
         }
-        if header.counter >= REJECT_AFTER_MESSAGES {
+        // Once the last usable counter has been received the keypair is spent, even for counters
+        // still inside the window (kernel `decrypt_packet`, WIREGUARD_CHECKLIST case 28).
+        if header.counter >= REJECT_AFTER_MESSAGES
+            || kp
+                .replay
+                .latest()
+                .is_some_and(|l| l >= REJECT_AFTER_MESSAGES - 1)
+        {
             return self.dropped(DropReason::CounterLimit);
         }
         if !kp.replay.check(header.counter) {

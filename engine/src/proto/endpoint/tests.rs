@@ -88,7 +88,7 @@ impl Pair {
     }
 
     /// Delivers datagrams to B; returns B's replies.
-    fn to_b(&mut self, dgrams: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    fn deliver_to_b(&mut self, dgrams: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         let mut replies = Vec::new();
         for mut d in dgrams {
             if let Datagram::Reply { len, .. } =
@@ -100,7 +100,7 @@ impl Pair {
         replies
     }
 
-    fn to_a(&mut self, dgrams: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    fn deliver_to_a(&mut self, dgrams: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         let mut replies = Vec::new();
         for mut d in dgrams {
             if let Datagram::Reply { len, .. } =
@@ -116,10 +116,10 @@ impl Pair {
         self.a.connect(self.now, PEER).unwrap();
         let init = self.drain_a();
         assert_eq!(init.len(), 1);
-        let resp = self.to_b(init);
-        assert!(self.to_a(resp).is_empty());
+        let resp = self.deliver_to_b(init);
+        assert!(self.deliver_to_a(resp).is_empty());
         let confirm = self.drain_a();
-        self.to_b(confirm);
+        self.deliver_to_b(confirm);
         assert!(self.a.has_session(self.now, PEER) && self.b.has_session(self.now, PEER));
     }
 
@@ -294,10 +294,10 @@ fn initiator_rekeys_after_rekey_after_time_and_old_keypair_still_opens() {
         vec![(1, 148)],
         "sending on an old keypair starts a rekey"
     );
-    let resp = p.to_b(out);
-    p.to_a(resp);
+    let resp = p.deliver_to_b(out);
+    p.deliver_to_a(resp);
     let confirm = p.drain_a();
-    p.to_b(confirm);
+    p.deliver_to_b(confirm);
     // The packet sealed under the previous keypair is still accepted (previous slot).
     assert!(matches!(
         p.b.handle_datagram(p.now, p.a_addr, &mut in_flight.clone()),
@@ -320,7 +320,7 @@ fn responder_keypair_waits_as_next_until_confirmed() {
     let mut p = pair();
     p.a.connect(p.now, PEER).unwrap();
     let init = p.drain_a();
-    let resp = p.to_b(init);
+    let resp = p.deliver_to_b(init);
     assert!(
         !p.b.has_session(p.now, PEER),
         "responder cannot send before confirmation"
@@ -330,14 +330,14 @@ fn responder_keypair_waits_as_next_until_confirmed() {
             .iter()
             .all(|e| !matches!(e, Event::HandshakeCompleted { .. }))
     );
-    p.to_a(resp);
+    p.deliver_to_a(resp);
     let confirm = p.drain_a();
     assert_eq!(
         kinds(&confirm),
         vec![(4, 32)],
         "the initiator confirms with a keepalive"
     );
-    p.to_b(confirm);
+    p.deliver_to_b(confirm);
     assert!(p.b.has_session(p.now, PEER));
     assert!(events(&mut p.b).contains(&Event::HandshakeCompleted {
         peer: PEER,
@@ -350,7 +350,7 @@ fn passive_keepalive_after_receiving_data_and_sending_nothing() {
     let mut p = pair();
     p.handshake();
     let d = p.seal_a(60);
-    p.to_b(vec![d]);
+    p.deliver_to_b(vec![d]);
     p.advance(KEEPALIVE_TIMEOUT - Duration::from_millis(1));
     assert!(p.drain_b().is_empty());
     p.advance(Duration::from_millis(1));
@@ -417,8 +417,8 @@ fn persistent_keepalive_starts_a_session_and_repeats() {
         vec![(1, 148)],
         "a persistent-keepalive peer is contacted at start"
     );
-    let resp = p.to_b(first);
-    p.to_a(resp);
+    let resp = p.deliver_to_b(first);
+    p.deliver_to_a(resp);
     assert_eq!(kinds(&p.drain_a()), vec![(4, 32)]);
     p.advance(Duration::from_secs(25));
     assert_eq!(
