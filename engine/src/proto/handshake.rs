@@ -40,7 +40,7 @@ impl Identity {
         Identity {
             mac1_key: hash(&[LABEL_MAC1, public.as_bytes()]),
             cookie_key: hash(&[LABEL_COOKIE, public.as_bytes()]),
-            initial_hash: hash(&[&initial_chain_hash().1, public.as_bytes()]),
+            initial_hash: initial_hash(&public),
             private,
             public,
         }
@@ -78,18 +78,108 @@ impl PeerKeys {
             public,
             psk: psk.unwrap_or([0; 32]),
             static_static,
-            initial_hash: hash(&[&initial_chain_hash().1, public.as_bytes()]),
+            initial_hash: initial_hash(&public),
             mac1_key: hash(&[LABEL_MAC1, public.as_bytes()]),
             cookie_key: hash(&[LABEL_COOKIE, public.as_bytes()]),
         }
     }
 }
 
-/// `(C, H)` before any message: `Ci := HASH(Construction)`, `Hi := HASH(Ci ‖ Identifier)`.
-fn initial_chain_hash() -> ([u8; 32], [u8; 32]) {
+/// The Noise symmetric state `(C, H)`: chaining key and transcript hash, zeroized on drop.
+#[derive(Clone, ZeroizeOnDrop)]
+struct Chain {
+    ck: [u8; 32],
+    h: [u8; 32],
+}
+
+impl Chain {
+    /// `Ci := HASH(Construction)`, `Hi := HASH(HASH(Ci ‖ Identifier) ‖ responder public key)`, with the
+    /// second hash precomputed per responder key (`initial_hash`).
+    fn start(initial_hash: [u8; 32]) -> Self {
+        Chain {
+            ck: hash(&[CONSTRUCTION]),
+            h: initial_hash,
+        }
+    }
+
+    /// `H := HASH(H ‖ data)`.
+    fn mix_hash(&mut self, data: &[u8]) {
+        self.h = hash(&[&self.h, data]);
+    }
+
+    /// `C := KDF1(C, input)`.
+    fn mix_key(&mut self, input: &[u8]) {
+        self.ck = kdf1(&self.ck, input);
+    }
+
+    /// `(C, κ) := KDF2(C, input)`; returns κ.
+    fn mix_key_get(&mut self, input: &[u8]) -> Key {
+        let (ck, key) = kdf2(&self.ck, input);
+        self.ck = ck;
+        Key(key)
+    }
+
+    /// `(C, τ, κ) := KDF3(C, Q); H := HASH(H ‖ τ)`; returns κ.
+    fn mix_psk(&mut self, psk: &[u8; 32]) -> Key {
+        let (ck, mut tau, key) = kdf3(&self.ck, psk);
+        self.ck = ck;
+        self.mix_hash(&tau);
+        tau.zeroize();
+        Key(key)
+    }
+
+    /// `out := AEAD(κ, 0, plain, H); H := HASH(H ‖ out)`, where `out` is `plain` and the tag.
+    fn encrypt_and_hash<const N: usize>(&mut self, key: &Key, plain: &[u8]) -> [u8; N] {
+        let mut out = [0u8; N];
+        let (body, tag) = out.split_at_mut(N - aead::TAG_LEN);
+        body.copy_from_slice(plain);
+        tag.copy_from_slice(&aead::seal(&key.0, 0, &self.h, body));
+        self.mix_hash(&out);
+        out
+    }
+
+    /// `plain := AEAD-open(κ, 0, msg, H); H := HASH(H ‖ msg)`; `M` is the plaintext length.
+    fn decrypt_and_hash<const N: usize, const M: usize>(
+        &mut self,
+        key: &Key,
+        msg: &[u8; N],
+    ) -> Result<[u8; M], HandshakeError> {
+        let mut buf = *msg;
+        let plain =
+            aead::open(&key.0, 0, &self.h, &mut buf).map_err(|_| HandshakeError::DecryptFailed)?;
+        let mut out = [0u8; M];
+        if plain.len() != M {
+            return Err(HandshakeError::DecryptFailed);
+        }
+        out.copy_from_slice(plain);
+        self.mix_hash(msg);
+        Ok(out)
+    }
+
+    /// `(T_first, T_second) := KDF2(C, ε)`: the transport keys, in the initiator's send order.
+    fn split(&self) -> ([u8; 32], [u8; 32]) {
+        kdf2(&self.ck, &[])
+    }
+}
+
+/// A one-use AEAD key, zeroized on drop.
+#[derive(ZeroizeOnDrop)]
+struct Key([u8; 32]);
+
+/// `HASH(HASH(HASH(CONSTRUCTION) ‖ IDENTIFIER) ‖ key)`: the initial hash of a handshake whose responder
+/// holds `key`.
+fn initial_hash(key: &PublicKey) -> [u8; 32] {
     let ck = hash(&[CONSTRUCTION]);
-    let h = hash(&[&ck, IDENTIFIER]);
-    (ck, h)
+    hash(&[&hash(&[&ck, IDENTIFIER]), key.as_bytes()])
+}
+
+fn dh(
+    private: &PrivateKey,
+    public: &[u8; 32],
+) -> Result<pnet_mesh_crypto::SharedSecret, HandshakeError> {
+    private
+        .diffie_hellman(&PublicKey::from_bytes(*public))
+        .map_err(|_| HandshakeError::LowOrderKey)
 }
 
 /// The initiator's state between sending an initiation and receiving its response.
@@ -98,8 +188,7 @@ pub(crate) struct InitiationState {
     #[zeroize(skip)]
     pub(crate) local_index: u32,
     ephemeral: PrivateKey,
-    chaining_key: [u8; 32],
-    hash: [u8; 32],
+    chain: Chain,
 }
 
 /// Transport keys derived at the end of a handshake.
@@ -117,8 +206,7 @@ pub(crate) struct ConsumedInitiation {
     #[zeroize(skip)]
     pub(crate) timestamp: Tai64N,
     remote_ephemeral: [u8; 32],
-    chaining_key: [u8; 32],
-    hash: [u8; 32],
+    chain: Chain,
 }
 
 /// Builds an initiation (mac1 and mac2 left zero; the cookie module fills them).
@@ -129,39 +217,21 @@ pub(crate) fn create_initiation(
     ephemeral: PrivateKey,
     timestamp: Tai64N,
 ) -> Result<(Initiation, InitiationState), HandshakeError> {
-    // Ci := HASH(Construction); Hi := HASH(Ci ‖ Identifier); Hi := HASH(Hi ‖ Spub_r)
-    let (mut ck, _) = initial_chain_hash();
-    let mut h = peer.initial_hash;
+    // Ci := HASH(Construction); Hi := HASH(HASH(Ci ‖ Identifier) ‖ Spub_r)
+    let mut chain = Chain::start(peer.initial_hash);
     // msg.ephemeral := Epub_i; Ci := KDF1(Ci, Epub_i); Hi := HASH(Hi ‖ msg.ephemeral)
-    let e_pub = ephemeral.public_key();
-    ck = kdf1(&ck, e_pub.as_bytes());
-    h = hash(&[&h, e_pub.as_bytes()]);
+    let e_pub = *ephemeral.public_key().as_bytes();
+    chain.mix_key(&e_pub);
+    chain.mix_hash(&e_pub);
     // (Ci, κ) := KDF2(Ci, DH(Epriv_i, Spub_r)); msg.static := AEAD(κ, 0, Spub_i, Hi); Hi := HASH(Hi ‖ msg.static)
-    let es = ephemeral
-        .diffie_hellman(&peer.public)
-        .map_err(|_| HandshakeError::LowOrderKey)?;
-    let (ck2, mut key) = kdf2(&ck, es.as_bytes());
-    ck = ck2;
-    let mut encrypted_static = [0u8; 48];
-    encrypted_static[..32].copy_from_slice(identity.public.as_bytes());
-    let tag = aead::seal(&key, 0, &h, &mut encrypted_static[..32]);
-    encrypted_static[32..].copy_from_slice(&tag);
-    h = hash(&[&h, &encrypted_static]);
+    let key = chain.mix_key_get(dh(&ephemeral, peer.public.as_bytes())?.as_bytes());
+    let encrypted_static = chain.encrypt_and_hash(&key, identity.public.as_bytes());
     // (Ci, κ) := KDF2(Ci, DH(Spriv_i, Spub_r)); msg.timestamp := AEAD(κ, 0, TAI64N(), Hi); Hi := HASH(Hi ‖ msg.timestamp)
-    let (ck3, key2) = kdf2(&ck, &peer.static_static);
-    ck = ck3;
-    key.zeroize();
-    key = key2;
-    let mut encrypted_timestamp = [0u8; 28];
-    encrypted_timestamp[..12].copy_from_slice(timestamp.as_bytes());
-    let tag = aead::seal(&key, 0, &h, &mut encrypted_timestamp[..12]);
-    encrypted_timestamp[12..].copy_from_slice(&tag);
-    h = hash(&[&h, &encrypted_timestamp]);
-    key.zeroize();
-
+    let key = chain.mix_key_get(&peer.static_static);
+    let encrypted_timestamp = chain.encrypt_and_hash(&key, timestamp.as_bytes());
     let msg = Initiation {
         sender: local_index,
-        ephemeral: *e_pub.as_bytes(),
+        ephemeral: e_pub,
         encrypted_static,
         encrypted_timestamp,
         mac1: [0; 16],
@@ -170,10 +240,8 @@ pub(crate) fn create_initiation(
     let state = InitiationState {
         local_index,
         ephemeral,
-        chaining_key: ck,
-        hash: h,
+        chain,
     };
-    ck.zeroize();
     Ok((msg, state))
 }
 
@@ -184,54 +252,25 @@ pub(crate) fn consume_initiation<'p, P>(
     msg: &Initiation,
     lookup: impl FnOnce(&PublicKey) -> Option<(P, &'p PeerKeys)>,
 ) -> Result<(P, ConsumedInitiation), HandshakeError> {
-    let (mut ck, _) = initial_chain_hash();
-    let mut h = identity.initial_hash;
+    let mut chain = Chain::start(identity.initial_hash);
     // Cr := KDF1(Cr, msg.ephemeral); Hr := HASH(Hr ‖ msg.ephemeral)
-    ck = kdf1(&ck, &msg.ephemeral);
-    h = hash(&[&h, &msg.ephemeral]);
+    chain.mix_key(&msg.ephemeral);
+    chain.mix_hash(&msg.ephemeral);
     // (Cr, κ) := KDF2(Cr, DH(Spriv_r, msg.ephemeral)); Spub_i := AEAD-open(κ, 0, msg.static, Hr)
-    let es = identity
-        .private
-        .diffie_hellman(&PublicKey::from_bytes(msg.ephemeral))
-        .map_err(|_| HandshakeError::LowOrderKey)?;
-    let (ck2, mut key) = kdf2(&ck, es.as_bytes());
-    ck = ck2;
-    let mut static_buf = msg.encrypted_static;
-    let opened = aead::open(&key, 0, &h, &mut static_buf);
-    key.zeroize();
-    let remote_static = match opened {
-        Ok(plain) => {
-            let mut bytes = [0u8; 32];
-            bytes.copy_from_slice(plain);
-            PublicKey::from_bytes(bytes)
-        }
-        Err(_) => return Err(HandshakeError::DecryptFailed),
-    };
-    h = hash(&[&h, &msg.encrypted_static]);
+    let key = chain.mix_key_get(dh(&identity.private, &msg.ephemeral)?.as_bytes());
+    let remote_static =
+        PublicKey::from_bytes(chain.decrypt_and_hash::<48, 32>(&key, &msg.encrypted_static)?);
     let (peer_id, peer) = lookup(&remote_static).ok_or(HandshakeError::UnknownPeer)?;
     // (Cr, κ) := KDF2(Cr, DH(Spriv_r, Spub_i)); timestamp := AEAD-open(κ, 0, msg.timestamp, Hr)
-    let (ck3, mut key) = kdf2(&ck, &peer.static_static);
-    ck = ck3;
-    let mut ts_buf = msg.encrypted_timestamp;
-    let opened = aead::open(&key, 0, &h, &mut ts_buf);
-    key.zeroize();
-    let timestamp = match opened {
-        Ok(plain) => {
-            let mut bytes = [0u8; 12];
-            bytes.copy_from_slice(plain);
-            Tai64N::from_bytes(bytes)
-        }
-        Err(_) => return Err(HandshakeError::DecryptFailed),
-    };
-    h = hash(&[&h, &msg.encrypted_timestamp]);
+    let key = chain.mix_key_get(&peer.static_static);
+    let timestamp =
+        Tai64N::from_bytes(chain.decrypt_and_hash::<28, 12>(&key, &msg.encrypted_timestamp)?);
     let consumed = ConsumedInitiation {
         sender: msg.sender,
         timestamp,
         remote_ephemeral: msg.ephemeral,
-        chaining_key: ck,
-        hash: h,
+        chain,
     };
-    ck.zeroize();
     Ok((peer_id, consumed))
 }
 
@@ -242,38 +281,23 @@ pub(crate) fn create_response(
     local_index: u32,
     ephemeral: PrivateKey,
 ) -> Result<(Response, SessionKeys), HandshakeError> {
-    let mut ck = consumed.chaining_key;
-    let mut h = consumed.hash;
+    let mut chain = consumed.chain.clone();
     // msg.ephemeral := Epub_r; Cr := KDF1(Cr, Epub_r); Hr := HASH(Hr ‖ msg.ephemeral)
-    let e_pub = ephemeral.public_key();
-    ck = kdf1(&ck, e_pub.as_bytes());
-    h = hash(&[&h, e_pub.as_bytes()]);
-    // Cr := KDF1(Cr, DH(Epriv_r, Epub_i))
-    let ee = ephemeral
-        .diffie_hellman(&PublicKey::from_bytes(consumed.remote_ephemeral))
-        .map_err(|_| HandshakeError::LowOrderKey)?;
-    ck = kdf1(&ck, ee.as_bytes());
-    // Cr := KDF1(Cr, DH(Epriv_r, Spub_i))
-    let se = ephemeral
-        .diffie_hellman(&peer.public)
-        .map_err(|_| HandshakeError::LowOrderKey)?;
-    ck = kdf1(&ck, se.as_bytes());
+    let e_pub = *ephemeral.public_key().as_bytes();
+    chain.mix_key(&e_pub);
+    chain.mix_hash(&e_pub);
+    // Cr := KDF1(Cr, DH(Epriv_r, Epub_i)); Cr := KDF1(Cr, DH(Epriv_r, Spub_i))
+    chain.mix_key(dh(&ephemeral, &consumed.remote_ephemeral)?.as_bytes());
+    chain.mix_key(dh(&ephemeral, peer.public.as_bytes())?.as_bytes());
     // (Cr, τ, κ) := KDF3(Cr, Q); Hr := HASH(Hr ‖ τ); msg.empty := AEAD(κ, 0, ε, Hr); Hr := HASH(Hr ‖ msg.empty)
-    let (ck2, mut tau, mut key) = kdf3(&ck, &peer.psk);
-    ck = ck2;
-    h = hash(&[&h, &tau]);
-    tau.zeroize();
-    let encrypted_nothing = aead::seal(&key, 0, &h, &mut []);
-    key.zeroize();
-    h = hash(&[&h, &encrypted_nothing]);
-    h.zeroize();
+    let key = chain.mix_psk(&peer.psk);
+    let encrypted_nothing = chain.encrypt_and_hash(&key, &[]);
     // (Tr_recv, Tr_send) := KDF2(Cr, ε)
-    let (recv, send) = kdf2(&ck, &[]);
-    ck.zeroize();
+    let (recv, send) = chain.split();
     let msg = Response {
         sender: local_index,
         receiver: consumed.sender,
-        ephemeral: *e_pub.as_bytes(),
+        ephemeral: e_pub,
         encrypted_nothing,
         mac1: [0; 16],
         mac2: [0; 16],
@@ -289,39 +313,17 @@ pub(crate) fn consume_response(
     state: &InitiationState,
     msg: &Response,
 ) -> Result<SessionKeys, HandshakeError> {
-    let mut ck = state.chaining_key;
-    let mut h = state.hash;
-    let e_r = PublicKey::from_bytes(msg.ephemeral);
+    let mut chain = state.chain.clone();
     // Ci := KDF1(Ci, msg.ephemeral); Hi := HASH(Hi ‖ msg.ephemeral)
-    ck = kdf1(&ck, &msg.ephemeral);
-    h = hash(&[&h, &msg.ephemeral]);
-    // Ci := KDF1(Ci, DH(Epriv_i, msg.ephemeral))
-    let ee = state
-        .ephemeral
-        .diffie_hellman(&e_r)
-        .map_err(|_| HandshakeError::LowOrderKey)?;
-    ck = kdf1(&ck, ee.as_bytes());
-    // Ci := KDF1(Ci, DH(Spriv_i, msg.ephemeral))
-    let se = identity
-        .private
-        .diffie_hellman(&e_r)
-        .map_err(|_| HandshakeError::LowOrderKey)?;
-    ck = kdf1(&ck, se.as_bytes());
+    chain.mix_key(&msg.ephemeral);
+    chain.mix_hash(&msg.ephemeral);
+    // Ci := KDF1(Ci, DH(Epriv_i, msg.ephemeral)); Ci := KDF1(Ci, DH(Spriv_i, msg.ephemeral))
+    chain.mix_key(dh(&state.ephemeral, &msg.ephemeral)?.as_bytes());
+    chain.mix_key(dh(&identity.private, &msg.ephemeral)?.as_bytes());
     // (Ci, τ, κ) := KDF3(Ci, Q); Hi := HASH(Hi ‖ τ); AEAD-open(κ, 0, msg.empty, Hi)
-    let (ck2, mut tau, mut key) = kdf3(&ck, &peer.psk);
-    ck = ck2;
-    h = hash(&[&h, &tau]);
-    tau.zeroize();
-    let mut empty = msg.encrypted_nothing;
-    let opened = aead::open(&key, 0, &h, &mut empty);
-    key.zeroize();
-    h.zeroize();
-    if opened.is_err() {
-        ck.zeroize();
-        return Err(HandshakeError::DecryptFailed);
-    }
+    let key = chain.mix_psk(&peer.psk);
+    chain.decrypt_and_hash::<16, 0>(&key, &msg.encrypted_nothing)?;
     // (Ti_send, Ti_recv) := KDF2(Ci, ε)
-    let (send, recv) = kdf2(&ck, &[]);
-    ck.zeroize();
+    let (send, recv) = chain.split();
     Ok(SessionKeys { send, recv })
 }
