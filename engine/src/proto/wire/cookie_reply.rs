@@ -1,8 +1,6 @@
 //! Cookie reply, type 3, 64 bytes (whitepaper §5.4.7).
 
-use super::{
-    COOKIE_REPLY_LEN, Fields, MessageType, WireError, Writer, check_out, peek_type, put_header,
-};
+use super::{COOKIE_REPLY_LEN, Fields, MessageType, WireError, Writer};
 
 /// A cookie reply as it travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,17 +19,7 @@ impl CookieReply {
     /// # Errors
     /// [`WireError`] on a wrong type, reserved bytes or length.
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
-        match peek_type(buf)? {
-            MessageType::CookieReply => {}
-            other => {
-                return Err(WireError::BadLength {
-                    kind: other,
-                    len: buf.len(),
-                    expected: COOKIE_REPLY_LEN,
-                });
-            }
-        }
-        let mut f = Fields::new(buf);
+        let mut f = Fields::expect(buf, MessageType::CookieReply)?;
         Ok(CookieReply {
             receiver: f.u32(),
             nonce: f.array(),
@@ -44,9 +32,7 @@ impl CookieReply {
     /// # Errors
     /// [`WireError::BufferTooSmall`] if `out` is shorter than 64 bytes.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
-        check_out(out, COOKIE_REPLY_LEN)?;
-        put_header(out, MessageType::CookieReply);
-        let mut w = Writer::new(out);
+        let mut w = Writer::start(out, MessageType::CookieReply, COOKIE_REPLY_LEN)?;
         w.bytes(&self.receiver.to_le_bytes());
         w.bytes(&self.nonce);
         w.bytes(&self.encrypted_cookie);

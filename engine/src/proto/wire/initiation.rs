@@ -1,9 +1,6 @@
 //! Handshake initiation, type 1, 148 bytes (whitepaper §5.4.2).
 
-use super::{
-    Fields, INITIATION_LEN, MAC_LEN, MessageType, WireError, Writer, check_out, peek_type,
-    put_header,
-};
+use super::{Fields, INITIATION_LEN, MAC_LEN, MessageType, WireError, Writer};
 
 /// A handshake initiation as it travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +30,7 @@ impl Initiation {
     /// # Errors
     /// [`WireError`] on a wrong type, reserved bytes or length.
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
-        match peek_type(buf)? {
-            MessageType::Initiation => {}
-            other => {
-                return Err(WireError::BadLength {
-                    kind: other,
-                    len: buf.len(),
-                    expected: INITIATION_LEN,
-                });
-            }
-        }
-        let mut f = Fields::new(buf);
+        let mut f = Fields::expect(buf, MessageType::Initiation)?;
         Ok(Initiation {
             sender: f.u32(),
             ephemeral: f.array(),
@@ -59,9 +46,7 @@ impl Initiation {
     /// # Errors
     /// [`WireError::BufferTooSmall`] if `out` is shorter than 148 bytes.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
-        check_out(out, INITIATION_LEN)?;
-        put_header(out, MessageType::Initiation);
-        let mut w = Writer::new(out);
+        let mut w = Writer::start(out, MessageType::Initiation, INITIATION_LEN)?;
         w.bytes(&self.sender.to_le_bytes());
         w.bytes(&self.ephemeral);
         w.bytes(&self.encrypted_static);

@@ -74,6 +74,14 @@ pub enum WireError {
         /// The exact (or, for transport, minimum) length.
         expected: usize,
     },
+    /// A well-formed message of another type than the parser's.
+    #[error("expected a {expected:?} message, found {found:?}")]
+    WrongType {
+        /// The type the parser reads.
+        expected: MessageType,
+        /// The type the header names.
+        found: MessageType,
+    },
     /// The output buffer is too small to emit into.
     #[error("output buffer of {len} bytes, {needed} needed")]
     BufferTooSmall {
@@ -119,24 +127,6 @@ pub fn peek_type(buf: &[u8]) -> Result<MessageType, WireError> {
     Ok(kind)
 }
 
-/// Writes the 4-byte header of `kind`.
-fn put_header(out: &mut [u8], kind: MessageType) {
-    if let Some(header) = out.get_mut(..4) {
-        header.copy_from_slice(&[kind as u8, 0, 0, 0]);
-    }
-}
-
-/// Checks that `out` holds `needed` bytes.
-fn check_out(out: &[u8], needed: usize) -> Result<(), WireError> {
-    if out.len() < needed {
-        return Err(WireError::BufferTooSmall {
-            len: out.len(),
-            needed,
-        });
-    }
-    Ok(())
-}
-
 /// A little reader over a slice whose length has been checked: every read is infallible.
 struct Fields<'a> {
     buf: &'a [u8],
@@ -144,9 +134,17 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        // Skip the 4-byte header.
-        Fields { buf, at: 4 }
+    /// Checks that `buf` is a well-formed message of `kind` (type, reserved bytes, length) and reads
+    /// from just past its header.
+    fn expect(buf: &'a [u8], kind: MessageType) -> Result<Self, WireError> {
+        let found = peek_type(buf)?;
+        if found != kind {
+            return Err(WireError::WrongType {
+                expected: kind,
+                found,
+            });
+        }
+        Ok(Fields { buf, at: 4 })
     }
 
     fn u32(&mut self) -> u32 {
@@ -174,8 +172,17 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(buf: &'a mut [u8]) -> Self {
-        Writer { buf, at: 4 }
+    /// Checks that `buf` holds `len` bytes, writes the header of `kind` and writes on from past it.
+    fn start(buf: &'a mut [u8], kind: MessageType, len: usize) -> Result<Self, WireError> {
+        let available = buf.len();
+        let Some(header) = buf.get_mut(..4).filter(|_| available >= len) else {
+            return Err(WireError::BufferTooSmall {
+                len: available,
+                needed: len,
+            });
+        };
+        header.copy_from_slice(&[kind as u8, 0, 0, 0]);
+        Ok(Writer { buf, at: 4 })
     }
 
     fn bytes(&mut self, src: &[u8]) {

@@ -1,8 +1,6 @@
 //! Handshake response, type 2, 92 bytes (whitepaper §5.4.3).
 
-use super::{
-    Fields, MAC_LEN, MessageType, RESPONSE_LEN, WireError, Writer, check_out, peek_type, put_header,
-};
+use super::{Fields, MAC_LEN, MessageType, RESPONSE_LEN, WireError, Writer};
 
 /// A handshake response as it travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,17 +30,7 @@ impl Response {
     /// # Errors
     /// [`WireError`] on a wrong type, reserved bytes or length.
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
-        match peek_type(buf)? {
-            MessageType::Response => {}
-            other => {
-                return Err(WireError::BadLength {
-                    kind: other,
-                    len: buf.len(),
-                    expected: RESPONSE_LEN,
-                });
-            }
-        }
-        let mut f = Fields::new(buf);
+        let mut f = Fields::expect(buf, MessageType::Response)?;
         Ok(Response {
             sender: f.u32(),
             receiver: f.u32(),
@@ -58,9 +46,7 @@ impl Response {
     /// # Errors
     /// [`WireError::BufferTooSmall`] if `out` is shorter than 92 bytes.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
-        check_out(out, RESPONSE_LEN)?;
-        put_header(out, MessageType::Response);
-        let mut w = Writer::new(out);
+        let mut w = Writer::start(out, MessageType::Response, RESPONSE_LEN)?;
         w.bytes(&self.sender.to_le_bytes());
         w.bytes(&self.receiver.to_le_bytes());
         w.bytes(&self.ephemeral);

@@ -1,9 +1,6 @@
 //! Transport data header, type 4: 16 bytes before the ciphertext (whitepaper §5.4.6).
 
-use super::{
-    Fields, MessageType, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, WireError, Writer, check_out,
-    peek_type, put_header,
-};
+use super::{Fields, MessageType, TRANSPORT_HEADER_LEN, WireError, Writer};
 
 /// The header of a transport message; the ciphertext and tag follow it in the same buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,17 +17,7 @@ impl TransportHeader {
     /// # Errors
     /// [`WireError`] on a wrong type, reserved bytes or a message shorter than 32 bytes.
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
-        match peek_type(buf)? {
-            MessageType::Transport => {}
-            other => {
-                return Err(WireError::BadLength {
-                    kind: other,
-                    len: buf.len(),
-                    expected: TRANSPORT_MIN_LEN,
-                });
-            }
-        }
-        let mut f = Fields::new(buf);
+        let mut f = Fields::expect(buf, MessageType::Transport)?;
         Ok(TransportHeader {
             receiver: f.u32(),
             counter: f.u64(),
@@ -42,9 +29,7 @@ impl TransportHeader {
     /// # Errors
     /// [`WireError::BufferTooSmall`] if `out` is shorter than 16 bytes.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
-        check_out(out, TRANSPORT_HEADER_LEN)?;
-        put_header(out, MessageType::Transport);
-        let mut w = Writer::new(out);
+        let mut w = Writer::start(out, MessageType::Transport, TRANSPORT_HEADER_LEN)?;
         w.bytes(&self.receiver.to_le_bytes());
         w.bytes(&self.counter.to_le_bytes());
         Ok(TRANSPORT_HEADER_LEN)
