@@ -228,10 +228,20 @@ impl Endpoint {
             Err(e) => return self.dropped(wire_drop(e)),
         };
         let outcome = match kind {
-            MessageType::Initiation => self.handle_initiation(now, from, buf),
-            MessageType::Response => self.handle_response(now, from, buf),
-            MessageType::CookieReply => self.handle_cookie_reply(now, buf),
             MessageType::Transport => return self.handle_transport(now, from, buf),
+            MessageType::CookieReply => self.handle_cookie_reply(now, buf),
+            // Handshake messages: mac1 always, and under load mac2 (or a cookie reply) and the rate
+            // limit, before any Diffie-Hellman.
+            MessageType::Initiation => {
+                match self.check_macs(now, from, buf, Initiation::MAC1_OFFSET) {
+                    Ok(None) => self.handle_initiation(now, from, buf),
+                    other => other,
+                }
+            }
+            MessageType::Response => match self.check_macs(now, from, buf, Response::MAC1_OFFSET) {
+                Ok(None) => self.handle_response(now, from, buf),
+                other => other,
+            },
         };
         match outcome {
             Ok(Some(len)) => Datagram::Reply { to: from, len },
@@ -417,17 +427,14 @@ impl Endpoint {
 
     // ---- receive paths -------------------------------------------------------------------------------
 
-    /// Type 1: size → mac1 → (under load) mac2 or a cookie reply → decrypt → static key, timestamp and
-    /// flood checks → commit, and the response written over `buf`.
+    /// Type 1, after its MACs passed: decrypt → static key, timestamp and flood checks → commit, and
+    /// the response written over `buf`.
     fn handle_initiation(
         &mut self,
         now: Instant,
         from: SocketAddr,
         buf: &mut [u8],
     ) -> Result<Option<usize>, DropReason> {
-        if let Some(reply) = self.check_macs(now, from, buf, Initiation::MAC1_OFFSET)? {
-            return Ok(Some(reply));
-        }
         let msg = Initiation::parse(buf).map_err(wire_drop)?;
         let (peer_id, consumed) = {
             let (peers, by_key) = (&self.peers, &self.by_key);
@@ -484,16 +491,13 @@ impl Endpoint {
         Ok(Some(RESPONSE_LEN))
     }
 
-    /// Type 2: size → mac1 → (under load) mac2 → our pending initiation → decrypt → commit the session.
+    /// Type 2, after its MACs passed: our pending initiation → decrypt → commit the session.
     fn handle_response(
         &mut self,
         now: Instant,
         from: SocketAddr,
         buf: &mut [u8],
     ) -> Result<Option<usize>, DropReason> {
-        if let Some(reply) = self.check_macs(now, from, buf, Response::MAC1_OFFSET)? {
-            return Ok(Some(reply));
-        }
         let msg = Response::parse(buf).map_err(wire_drop)?;
         let peer_id = self
             .indices

@@ -89,27 +89,12 @@ impl Pair {
 
     /// Delivers datagrams to B; returns B's replies.
     fn deliver_to_b(&mut self, dgrams: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let mut replies = Vec::new();
-        for mut d in dgrams {
-            if let Datagram::Reply { len, .. } =
-                self.b.handle_datagram(self.now, self.a_addr, &mut d)
-            {
-                replies.push(d[..len].to_vec());
-            }
-        }
-        replies
+        deliver(&mut self.b, self.now, self.a_addr, dgrams)
     }
 
+    /// Delivers datagrams to A; returns A's replies.
     fn deliver_to_a(&mut self, dgrams: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let mut replies = Vec::new();
-        for mut d in dgrams {
-            if let Datagram::Reply { len, .. } =
-                self.a.handle_datagram(self.now, self.b_addr, &mut d)
-            {
-                replies.push(d[..len].to_vec());
-            }
-        }
-        replies
+        deliver(&mut self.a, self.now, self.b_addr, dgrams)
     }
 
     fn handshake(&mut self) {
@@ -147,6 +132,21 @@ impl Pair {
             .expect("a session");
         pkt.datagram()[..t.len].to_vec()
     }
+}
+
+fn deliver(
+    ep: &mut Endpoint,
+    now: Instant,
+    from: SocketAddr,
+    dgrams: Vec<Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    let mut replies = Vec::new();
+    for mut d in dgrams {
+        if let Datagram::Reply { len, .. } = ep.handle_datagram(now, from, &mut d) {
+            replies.push(d[..len].to_vec());
+        }
+    }
+    replies
 }
 
 fn drain(ep: &mut Endpoint, now: Instant) -> Vec<Vec<u8>> {
