@@ -1,0 +1,83 @@
+//! Fixed buffer pools: allocated once at start, moved (never copied or reallocated) between the kernel,
+//! the handler and other shards, and returned to their home shard when done.
+
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::config::{HEADROOM, TAILROOM};
+
+/// One datagram buffer: `HEADROOM` bytes, a data area, `TAILROOM` bytes. Its address never changes, so
+/// it can be lent to the kernel until a completion.
+#[derive(Debug)]
+pub struct Buf {
+    data: Box<[u8]>,
+    home: u16,
+}
+
+impl Buf {
+    /// The whole buffer, headroom and tailroom included.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The whole buffer, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    /// Bytes available for a received datagram, after the headroom.
+    pub fn data_capacity(&self) -> usize {
+        self.data.len() - HEADROOM - TAILROOM
+    }
+
+    pub(crate) fn home(&self) -> usize {
+        usize::from(self.home)
+    }
+}
+
+/// The free lists of every shard, so a buffer can always go home.
+#[derive(Debug, Clone)]
+pub(crate) struct Pools {
+    free: Arc<[ArrayQueue<Buf>]>,
+}
+
+impl Pools {
+    /// `count` buffers of `data_capacity` bytes (plus head- and tailroom) for each of `shards` shards.
+    pub(crate) fn new(shards: usize, count: usize, data_capacity: usize) -> Self {
+        let free: Vec<ArrayQueue<Buf>> = (0..shards)
+            .map(|shard| {
+                let q = ArrayQueue::new(count);
+                for _ in 0..count {
+                    let buf = Buf {
+                        data: vec![0u8; HEADROOM + data_capacity + TAILROOM].into_boxed_slice(),
+                        home: shard as u16,
+                    };
+                    // The queue holds exactly `count`, so this never fails.
+                    let _ = q.push(buf);
+                }
+                q
+            })
+            .collect();
+        Pools { free: free.into() }
+    }
+
+    /// A free buffer of `shard`, if any is left.
+    pub(crate) fn take(&self, shard: usize) -> Option<Buf> {
+        self.free.get(shard)?.pop()
+    }
+
+    /// Free buffers of `shard` now (tests check that every buffer comes home).
+    #[cfg(test)]
+    pub(crate) fn available(&self, shard: usize) -> usize {
+        self.free.get(shard).map_or(0, ArrayQueue::len)
+    }
+
+    /// Returns `buf` to its home shard's free list.
+    pub(crate) fn release(&self, buf: Buf) {
+        if let Some(q) = self.free.get(buf.home()) {
+            // A home list has room for all of its buffers, so this cannot fail.
+            let _ = q.push(buf);
+        }
+    }
+}
