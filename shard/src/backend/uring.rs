@@ -62,7 +62,7 @@ unsafe fn push(ring: &mut IoUring, sqe: &squeue::Entry) -> io::Result<()> {
         return Ok(());
     }
     submit(ring)?;
-    // SAFETY: as above.
+    // SAFETY: the same entry, under the same contract: its targets outlive its completion.
     unsafe { ring.submission().push(sqe) }
         .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "io_uring submission queue full"))
 }
