@@ -172,7 +172,9 @@ impl RuntimeConfig {
         self
     }
 
-    /// Steer datagrams to data shards by `rule` (default: none, everything to the control shard).
+    /// Steer datagrams by `rule`: its datagrams to their data shard, all others to the control shard.
+    /// Without a rule (the default) each datagram is handled by the shard whose socket the kernel's
+    /// `SO_REUSEPORT` hash picked, which suits stateless services such as an echo.
     pub fn steering(mut self, rule: SteeringRule) -> Self {
         self.steering = Some(rule);
         self
