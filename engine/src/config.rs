@@ -208,6 +208,7 @@ pub struct EndpointConfig {
     pub(crate) staged_packets: usize,
     pub(crate) event_capacity: usize,
     pub(crate) rate_limit_entries: usize,
+    pub(crate) data_shards: u8,
 }
 
 impl EndpointConfig {
@@ -221,6 +222,7 @@ impl EndpointConfig {
             staged_packets: DEFAULT_STAGED_PACKETS,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             rate_limit_entries: DEFAULT_RATE_LIMIT_ENTRIES,
+            data_shards: 1,
         }
     }
 
@@ -250,6 +252,7 @@ pub struct EndpointConfigBuilder {
     staged_packets: usize,
     event_capacity: usize,
     rate_limit_entries: usize,
+    data_shards: u8,
 }
 
 impl EndpointConfigBuilder {
@@ -290,6 +293,13 @@ impl EndpointConfigBuilder {
         self
     }
 
+    /// Number of data shards the sessions are spread over (default 1): receiver indices are drawn so
+    /// that the runtime's steering rule (byte 4 modulo this count) finds each session's owner.
+    pub fn data_shards(mut self, n: u8) -> Self {
+        self.data_shards = n;
+        self
+    }
+
     /// Validates and freezes the configuration.
     ///
     /// # Errors
@@ -302,6 +312,13 @@ impl EndpointConfigBuilder {
                 "mtu",
                 self.mtu,
                 format!("must be between {MIN_MTU} and {MAX_MTU}"),
+            ));
+        }
+        if self.data_shards == 0 || self.data_shards > 254 {
+            return Err(ConfigError::invalid(
+                "data_shards",
+                self.data_shards,
+                "must be between 1 and 254",
             ));
         }
         for (name, value) in [
@@ -375,6 +392,7 @@ impl EndpointConfigBuilder {
             staged_packets: self.staged_packets,
             event_capacity: self.event_capacity,
             rate_limit_entries: self.rate_limit_entries,
+            data_shards: self.data_shards,
         })
     }
 }

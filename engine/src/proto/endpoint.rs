@@ -161,6 +161,13 @@ impl Endpoint {
             .is_some_and(|k| k.can_send(now))
     }
 
+    /// The data shard that owns `peer`'s sessions: every receiver index of the peer maps to it (see
+    /// [`shard_of_index`](crate::proto::shard_of_index)). Peers are spread round-robin in configuration
+    /// order.
+    pub fn peer_shard(&self, peer: PeerId) -> u8 {
+        (peer.0 % u32::from(self.config.data_shards.max(1))) as u8
+    }
+
     /// Receiver indices in use (handshakes in flight and keypairs).
     pub fn indices_in_use(&self) -> usize {
         self.indices.len()
@@ -458,7 +465,10 @@ impl Endpoint {
             return Err(DropReason::InitiationFlood);
         }
         let ephemeral = PrivateKey::generate(self.rng.as_mut());
-        let local_index = self.indices.allocate(self.rng.as_mut(), peer_id);
+        let shard = self.peer_shard(peer_id);
+        let local_index =
+            self.indices
+                .allocate(self.rng.as_mut(), peer_id, shard, self.config.data_shards);
         let Some(peer) = self.peers.get_mut(peer_id.0 as usize) else {
             self.indices.remove(local_index);
             return Err(DropReason::UnknownPeer);
@@ -760,7 +770,10 @@ impl Endpoint {
         if let Some(old) = self.peer_mut(peer_id)?.handshake.take() {
             self.indices.remove(old.local_index);
         }
-        let local_index = self.indices.allocate(self.rng.as_mut(), peer_id);
+        let shard = self.peer_shard(peer_id);
+        let local_index =
+            self.indices
+                .allocate(self.rng.as_mut(), peer_id, shard, self.config.data_shards);
         let ephemeral = PrivateKey::generate(self.rng.as_mut());
         let peer = self.peers.get_mut(peer_id.0 as usize)?;
         let timestamp = Tai64N::from_system_time(wall);

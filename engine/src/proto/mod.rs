@@ -30,6 +30,7 @@ pub mod wire;
 use std::net::SocketAddr;
 
 pub use endpoint::Endpoint;
+pub use index_table::shard_of_index;
 use thiserror::Error;
 
 /// What became of a received datagram. Handle it, then run the `poll_*` methods.

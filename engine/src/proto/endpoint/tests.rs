@@ -442,3 +442,95 @@ fn responder_data_flows_after_confirmation() {
         Datagram::Deliver { .. }
     ));
 }
+
+#[test]
+fn every_index_of_a_peer_maps_to_its_shard_across_rekeys() {
+    let now = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let a_key = PrivateKey::generate(&mut SeededRng::new(10));
+    let b_key = PrivateKey::generate(&mut SeededRng::new(20));
+    let others: Vec<PrivateKey> = (30..32)
+        .map(|s| PrivateKey::generate(&mut SeededRng::new(s)))
+        .collect();
+    let a_addr: SocketAddr = A_ADDR.parse().unwrap();
+    let b_addr: SocketAddr = B_ADDR.parse().unwrap();
+    // B is A's third peer: with 3 data shards it belongs to shard 2.
+    let mut a_cfg = EndpointConfig::builder(a_key.clone())
+        .clock_anchor(now, wall)
+        .data_shards(3);
+    for (i, k) in others.iter().enumerate() {
+        a_cfg = a_cfg.peer(
+            PeerConfig::new(k.public_key()).allowed_ip(format!("10.9.{i}.0/24").parse().unwrap()),
+        );
+    }
+    let a_cfg = a_cfg
+        .peer(
+            PeerConfig::new(b_key.public_key())
+                .endpoint(b_addr)
+                .allowed_ip("10.0.0.2/32".parse().unwrap()),
+        )
+        .build()
+        .unwrap();
+    let b_cfg = EndpointConfig::builder(b_key)
+        .clock_anchor(now, wall)
+        .peer(
+            PeerConfig::new(a_key.public_key())
+                .endpoint(a_addr)
+                .allowed_ip("10.0.0.1/32".parse().unwrap()),
+        )
+        .build()
+        .unwrap();
+    let mut p = Pair {
+        a: Endpoint::new(Arc::new(a_cfg), Box::new(SeededRng::new(1)), now),
+        b: Endpoint::new(Arc::new(b_cfg), Box::new(SeededRng::new(2)), now),
+        now,
+        a_addr,
+        b_addr,
+    };
+    let b_at_a = PeerId(2);
+    assert_eq!(p.a.peer_shard(b_at_a), 2);
+    let mut checked = 0;
+    for round in 0..6 {
+        // Alternate who initiates, so A allocates indices both as initiator and as responder.
+        let (init, resp) = if round % 2 == 0 {
+            p.a.connect(p.now, b_at_a).unwrap();
+            let init = p.drain_a();
+            let resp = p.deliver_to_b(init.clone());
+            (init, resp)
+        } else {
+            p.b.connect(p.now, PEER).unwrap();
+            let init = p.drain_b();
+            let resp = p.deliver_to_a(init.clone());
+            (init, resp)
+        };
+        // A's index travels as the sender of its initiation or response.
+        let a_msg = if round % 2 == 0 { &init[0] } else { &resp[0] };
+        assert_eq!(
+            crate::proto::shard_of_index(u32::from_le_bytes(a_msg[4..8].try_into().unwrap()), 3),
+            2
+        );
+        if round % 2 == 0 {
+            p.deliver_to_a(resp);
+            let confirm = p.drain_a();
+            p.deliver_to_b(confirm);
+        } else {
+            p.deliver_to_b(resp);
+            let confirm = p.drain_b();
+            p.deliver_to_a(confirm);
+        }
+        // B's transport messages to A name A's index at bytes 4..8: byte 4 picks shard 2.
+        let p4 = packet("10.0.0.2:2", "10.0.0.1:1", 60);
+        let mut buf = vec![0u8; 200];
+        let mut pkt = PacketBuf::copy_from(&mut buf, &p4).unwrap();
+        let t = p.b.send_packet(p.now, &mut pkt).unwrap().expect("session");
+        let wire = pkt.datagram()[..t.len].to_vec();
+        assert_eq!(wire[4] % 3, 2, "round {round}: steered to the peer's shard");
+        assert!(matches!(
+            p.a.handle_datagram(p.now, p.b_addr, &mut wire.clone()),
+            Datagram::Deliver { .. }
+        ));
+        checked += 1;
+        p.advance(REKEY_TIMEOUT + Duration::from_secs(1));
+    }
+    assert_eq!(checked, 6);
+}
