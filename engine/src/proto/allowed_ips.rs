@@ -107,6 +107,30 @@ mod tests {
     }
 
     proptest! {
+        /// IPv6: matches a linear scan for the longest matching prefix (probes near the routes too).
+        #[test]
+        fn ipv6_equals_linear_scan(routes in prop::collection::vec((any::<u128>(), 0u8..=128), 1..40), probes in prop::collection::vec(any::<u128>(), 1..40)) {
+            let mask = |a: u128, l: u8| if l == 0 { 0 } else { a & (u128::MAX << (128 - u32::from(l))) };
+            let mut t = AllowedIps::new();
+            let mut model: Vec<(u128, u8, PeerId)> = Vec::new();
+            for (i, (addr, len)) in routes.iter().enumerate() {
+                let peer = PeerId(i as u32);
+                let m = mask(*addr, *len);
+                t.insert(AllowedIp::new(IpAddr::V6(m.into()), *len).unwrap(), peer);
+                model.retain(|(a, l, _)| !(*a == m && l == len));
+                model.push((m, *len, peer));
+            }
+            let near = routes.iter().map(|(a, _)| a ^ 1);
+            for p in probes.iter().copied().chain(routes.iter().map(|(a, _)| *a)).chain(near) {
+                let expected = model
+                    .iter()
+                    .filter(|(a, l, _)| mask(p, *l) == *a)
+                    .max_by_key(|(_, l, _)| *l)
+                    .map(|(_, _, peer)| *peer);
+                prop_assert_eq!(t.lookup(IpAddr::V6(p.into())), expected);
+            }
+        }
+
         /// Matches a linear scan for the longest matching prefix.
         #[test]
         fn equals_linear_scan(routes in prop::collection::vec((any::<u32>(), 0u8..=32), 1..40), probes in prop::collection::vec(any::<u32>(), 1..40)) {
