@@ -58,6 +58,65 @@ impl ConfigError {
     }
 }
 
+/// Checks one peer against the node's own key and the `others` already configured: a low-order or own
+/// or duplicate public key, an unspecified or port-0 endpoint, or an allowed-IPs entry another peer
+/// holds. Errors name the field as `peers[index].…`.
+pub(crate) fn check_peer<'a>(
+    index: usize,
+    peer: &PeerConfig,
+    own: &PublicKey,
+    others: impl Iterator<Item = (usize, &'a PeerConfig)> + Clone,
+) -> Result<(), ConfigError> {
+    let key = &peer.public_key;
+    if key.is_low_order() {
+        return Err(ConfigError::invalid(
+            format!("peers[{index}].public_key"),
+            key,
+            "is a low-order point; no session could be secure",
+        ));
+    }
+    if key == own {
+        return Err(ConfigError::invalid(
+            format!("peers[{index}].public_key"),
+            key,
+            "is this node's own public key",
+        ));
+    }
+    if let Some((j, _)) = others.clone().find(|(_, p)| p.public_key == *key) {
+        return Err(ConfigError::invalid(
+            format!("peers[{index}].public_key"),
+            key,
+            format!("duplicates peers[{j}]"),
+        ));
+    }
+    if let Some(ep) = peer.endpoint
+        && (ep.port() == 0 || ep.ip().is_unspecified())
+    {
+        return Err(ConfigError::invalid(
+            format!("peers[{index}].endpoint"),
+            ep,
+            "needs a specific address and a non-zero port",
+        ));
+    }
+    for (k, net) in peer.allowed_ips.iter().enumerate() {
+        if let Some((owner, _)) = others.clone().find(|(_, p)| p.allowed_ips.contains(net)) {
+            return Err(ConfigError::invalid(
+                format!("peers[{index}].allowed_ips[{k}]"),
+                net,
+                format!("is already routed to peers[{owner}]"),
+            ));
+        }
+        if peer.allowed_ips[..k].contains(net) {
+            return Err(ConfigError::invalid(
+                format!("peers[{index}].allowed_ips[{k}]"),
+                net,
+                "is listed twice",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// An allowed-IPs entry: an address and prefix length, host bits cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AllowedIp {
@@ -331,49 +390,9 @@ impl EndpointConfigBuilder {
             }
         }
         let own = self.private_key.public_key();
-        let mut seen_nets: Vec<(AllowedIp, usize)> = Vec::new();
         for (i, peer) in self.peers.iter().enumerate() {
-            let key = &peer.public_key;
-            if key.is_low_order() {
-                return Err(ConfigError::invalid(
-                    format!("peers[{i}].public_key"),
-                    key,
-                    "is a low-order point; no session could be secure",
-                ));
-            }
-            if *key == own {
-                return Err(ConfigError::invalid(
-                    format!("peers[{i}].public_key"),
-                    key,
-                    "is this node's own public key",
-                ));
-            }
-            if let Some(j) = self.peers[..i].iter().position(|p| p.public_key == *key) {
-                return Err(ConfigError::invalid(
-                    format!("peers[{i}].public_key"),
-                    key,
-                    format!("duplicates peers[{j}]"),
-                ));
-            }
-            if let Some(ep) = peer.endpoint
-                && (ep.port() == 0 || ep.ip().is_unspecified())
-            {
-                return Err(ConfigError::invalid(
-                    format!("peers[{i}].endpoint"),
-                    ep,
-                    "needs a specific address and a non-zero port",
-                ));
-            }
-            for (k, net) in peer.allowed_ips.iter().enumerate() {
-                if let Some((_, owner)) = seen_nets.iter().find(|(n, _)| n == net) {
-                    return Err(ConfigError::invalid(
-                        format!("peers[{i}].allowed_ips[{k}]"),
-                        net,
-                        format!("is already routed to peers[{owner}]"),
-                    ));
-                }
-                seen_nets.push((*net, i));
-            }
+            let earlier = self.peers[..i].iter().enumerate();
+            check_peer(i, peer, &own, earlier)?;
         }
         if self.peers.len() > u32::MAX as usize / 4 {
             return Err(ConfigError::invalid(

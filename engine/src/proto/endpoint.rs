@@ -27,7 +27,7 @@ use super::wire::{
 };
 use super::{Datagram, DropCounters, DropReason, PacketBuf, SendError, Transmit, ip};
 use crate::PeerId;
-use crate::config::EndpointConfig;
+use crate::config::{ConfigError, EndpointConfig, PeerConfig};
 use crate::event::{Event, Role};
 use crate::stats::PeerStats;
 
@@ -49,7 +49,8 @@ pub struct Endpoint {
     identity: Identity,
     checker: CookieChecker,
     limiter: RateLimiter,
-    peers: Vec<Peer>,
+    /// Peer slots by [`PeerId`]; a removed peer leaves `None`, reused by the next added one.
+    peers: Vec<Option<Peer>>,
     by_key: HashMap<PublicKey, PeerId>,
     routes: AllowedIps,
     indices: IndexTable,
@@ -65,7 +66,7 @@ impl core::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Endpoint")
             .field("public_key", &self.identity.public)
-            .field("peers", &self.peers.len())
+            .field("peers", &self.peers.iter().flatten().count())
             .field("under_load", &self.under_load)
             .finish_non_exhaustive()
     }
@@ -91,7 +92,7 @@ impl Endpoint {
                 pc.public_key,
                 pc.preshared_key.as_ref().map(|k| *k.as_bytes()),
             );
-            peers.push(Peer::new(keys, pc, config.staged_packets));
+            peers.push(Some(Peer::new(keys, pc, config.staged_packets)));
             by_key.insert(pc.public_key, id);
             for net in &pc.allowed_ips {
                 routes.insert(*net, id);
@@ -193,6 +194,15 @@ impl Endpoint {
         })
     }
 
+    /// The peers configured now.
+    pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| PeerId(i as u32))
+    }
+
     // ---- inputs --------------------------------------------------------------------------------------
 
     /// Tells the endpoint whether the node is under load. Under load, handshake messages must carry a
@@ -282,7 +292,11 @@ impl Endpoint {
         }
         let dst = ip::destination(payload).ok_or(SendError::InvalidPacket)?;
         let peer_id = self.routes.lookup(dst).ok_or(SendError::NoRoute(dst))?;
-        let Some(peer) = self.peers.get_mut(peer_id.0 as usize) else {
+        let Some(peer) = self
+            .peers
+            .get_mut(peer_id.0 as usize)
+            .and_then(Option::as_mut)
+        else {
             return Err(SendError::NoRoute(dst));
         };
         let Some(to) = peer.endpoint else {
@@ -321,11 +335,7 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..self.peers.len() {
             let id = PeerId(i as u32);
-            while let Some(kind) = self
-                .peers
-                .get_mut(i)
-                .and_then(|p| p.timers.take_expired(now))
-            {
+            while let Some(kind) = self.peer_mut(id).and_then(|p| p.timers.take_expired(now)) {
                 self.on_timer(now, id, kind);
             }
         }
@@ -339,7 +349,7 @@ impl Endpoint {
         let mtu = usize::from(self.config.mtu);
         while let Some(&id) = self.work.front() {
             let jitter = self.jitter();
-            let Some(peer) = self.peers.get_mut(id.0 as usize) else {
+            let Some(peer) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
                 self.work.pop_front();
                 continue;
             };
@@ -423,6 +433,7 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.peers
             .iter()
+            .flatten()
             .filter_map(|p| p.timers.next_deadline())
             .min()
     }
@@ -430,308 +441,6 @@ impl Endpoint {
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    // ---- receive paths -------------------------------------------------------------------------------
-
-    /// Type 1, after its MACs passed: decrypt → static key, timestamp and flood checks → commit, and
-    /// the response written over `buf`.
-    fn handle_initiation(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &mut [u8],
-    ) -> Result<Option<usize>, DropReason> {
-        let msg = Initiation::parse(buf).map_err(wire_drop)?;
-        let (peer_id, consumed) = {
-            let (peers, by_key) = (&self.peers, &self.by_key);
-            handshake::consume_initiation(&self.identity, &msg, |key| {
-                let id = *by_key.get(key)?;
-                peers.get(id.0 as usize).map(|p| (id, &p.keys))
-            })
-            .map_err(handshake_drop)?
-        };
-        let peer = self
-            .peers
-            .get(peer_id.0 as usize)
-            .ok_or(DropReason::UnknownPeer)?;
-        if !consumed.timestamp.is_after(&peer.last_timestamp) {
-            return Err(DropReason::StaleTimestamp);
-        }
-        if peer
-            .last_initiation_consumed
-            .is_some_and(|t| now.saturating_duration_since(t) < HANDSHAKE_INITIATION_RATE)
-        {
-            return Err(DropReason::InitiationFlood);
-        }
-        let ephemeral = PrivateKey::generate(self.rng.as_mut());
-        let shard = self.peer_shard(peer_id);
-        let local_index =
-            self.indices
-                .allocate(self.rng.as_mut(), peer_id, shard, self.config.data_shards);
-        let Some(peer) = self.peers.get_mut(peer_id.0 as usize) else {
-            self.indices.remove(local_index);
-            return Err(DropReason::UnknownPeer);
-        };
-        let (response, keys) =
-            match handshake::create_response(&peer.keys, &consumed, local_index, ephemeral) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.indices.remove(local_index);
-                    return Err(handshake_drop(e));
-                }
-            };
-        // Every check passed: commit.
-        let reply = buf.get_mut(..RESPONSE_LEN).ok_or(DropReason::BadLength)?;
-        response.emit(reply).map_err(wire_drop)?;
-        peer.cookies.add_macs(now, reply, Response::MAC1_OFFSET);
-        peer.last_timestamp = consumed.timestamp;
-        peer.last_initiation_consumed = Some(now);
-        let keypair = Keypair::new(&keys, local_index, msg.sender, now, Role::Responder);
-        let retired = peer.keypairs.install_responder(keypair);
-        peer.counters.rx_bytes += INITIATION_LEN as u64;
-        peer.counters.tx_bytes += RESPONSE_LEN as u64;
-        peer.counters.handshakes_answered += 1;
-        peer.timers.any_authenticated_received();
-        peer.timers.any_authenticated_traversal(now);
-        peer.timers.session_derived(now);
-        peer.timers.any_authenticated_sent();
-        self.free_indices(retired.into_iter().flatten());
-        self.roam(peer_id, from);
-        Ok(Some(RESPONSE_LEN))
-    }
-
-    /// Type 2, after its MACs passed: our pending initiation → decrypt → commit the session.
-    fn handle_response(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &mut [u8],
-    ) -> Result<Option<usize>, DropReason> {
-        let msg = Response::parse(buf).map_err(wire_drop)?;
-        let peer_id = self
-            .indices
-            .get(msg.receiver)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
-        let peer = self
-            .peers
-            .get_mut(peer_id.0 as usize)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
-        let state = peer
-            .handshake
-            .as_ref()
-            .filter(|s| s.local_index == msg.receiver)
-            .ok_or(DropReason::UnexpectedResponse)?;
-        let keys = handshake::consume_response(&self.identity, &peer.keys, state, &msg)
-            .map_err(handshake_drop)?;
-        // Authenticated: commit.
-        peer.handshake = None;
-        let keypair = Keypair::new(&keys, msg.receiver, msg.sender, now, Role::Initiator);
-        let retired = peer.keypairs.install_initiator(keypair);
-        peer.counters.rx_bytes += RESPONSE_LEN as u64;
-        peer.timers.any_authenticated_received();
-        peer.timers.any_authenticated_traversal(now);
-        peer.timers.session_derived(now);
-        peer.timers.handshake_complete();
-        peer.last_handshake = Some(now);
-        // Confirm the session to the responder: staged packets, or else a keepalive.
-        if peer.staged.is_empty() {
-            peer.want_keepalive = true;
-        }
-        let was_up = core::mem::replace(&mut peer.is_up, true);
-        self.free_indices(retired.into_iter().flatten());
-        self.enqueue(peer_id);
-        self.roam(peer_id, from);
-        self.push_event(Event::HandshakeCompleted {
-            peer: peer_id,
-            role: Role::Initiator,
-        });
-        if !was_up {
-            self.push_event(Event::PeerUp { peer: peer_id });
-        }
-        Ok(None)
-    }
-
-    /// Type 3: our index → decrypt with our last mac1 as AAD → store the cookie for the next scheduled
-    /// initiation (never an immediate resend).
-    fn handle_cookie_reply(
-        &mut self,
-        now: Instant,
-        buf: &mut [u8],
-    ) -> Result<Option<usize>, DropReason> {
-        let msg = CookieReply::parse(buf).map_err(wire_drop)?;
-        let peer_id = self
-            .indices
-            .get(msg.receiver)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
-        let peer = self
-            .peers
-            .get_mut(peer_id.0 as usize)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
-        peer.cookies.consume_reply(now, &msg).map_err(|e| match e {
-            CookieReplyError::Unexpected => DropReason::CookieReplyUnexpected,
-            CookieReplyError::DecryptFailed => DropReason::CookieReplyDecryptFailed,
-        })?;
-        Ok(None)
-    }
-
-    /// Type 4: size → receiver index → age and counter limits → replay check → open in place → replay
-    /// commit → timers and roaming → inner header and allowed-IPs source check.
-    fn handle_transport<'b>(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &'b mut [u8],
-    ) -> Datagram<'b> {
-        let header = match TransportHeader::parse(buf) {
-            Ok(h) => h,
-            Err(e) => return self.dropped(wire_drop(e)),
-        };
-        let Some(peer_id) = self.indices.get(header.receiver) else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        let Some(peer) = self.peers.get_mut(peer_id.0 as usize) else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        let Some(slot) = peer.keypairs.slot_of(header.receiver) else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        let Some(kp) = peer.keypairs.get_mut(slot) else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        if kp.is_expired(now) {
-            return self.dropped(DropReason::KeypairExpired);
-        }
-        // Once the last usable counter has been received the keypair is spent, even for counters
-        // still inside the window (kernel `decrypt_packet`, WIREGUARD_CHECKLIST case 28).
-        if header.counter >= REJECT_AFTER_MESSAGES
-            || kp
-                .replay
-                .latest()
-                .is_some_and(|l| l >= REJECT_AFTER_MESSAGES - 1)
-        {
-            return self.dropped(DropReason::CounterLimit);
-        }
-        if !kp.replay.check(header.counter) {
-            return self.dropped(DropReason::Replayed);
-        }
-        let datagram_len = buf.len();
-        let (_, body) = buf.split_at_mut(TRANSPORT_HEADER_LEN);
-        let Some(plain) = kp.open(header.counter, body) else {
-            return self.dropped(DropReason::TransportDecryptFailed);
-        };
-        let plain_len = plain.len();
-        // Authenticated from here on.
-        kp.replay.commit(header.counter);
-        let current_is_old_initiator = peer.keypairs.current.as_ref().is_some_and(|k| {
-            k.role == Role::Initiator
-                && now.saturating_duration_since(k.created)
-                    >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
-        });
-        peer.counters.rx_bytes += datagram_len as u64;
-        peer.counters.rx_packets += 1;
-        peer.timers.any_authenticated_received();
-        peer.timers.any_authenticated_traversal(now);
-        let mut confirmed = false;
-        if slot == Slot::Next {
-            let retired = peer.keypairs.confirm_next();
-            peer.timers.handshake_complete();
-            peer.last_handshake = Some(now);
-            confirmed = true;
-            self.free_indices(retired.into_iter().flatten());
-        }
-        if confirmed {
-            self.push_event(Event::HandshakeCompleted {
-                peer: peer_id,
-                role: Role::Responder,
-            });
-            if let Some(p) = self.peer_mut(peer_id)
-                && !core::mem::replace(&mut p.is_up, true)
-            {
-                self.push_event(Event::PeerUp { peer: peer_id });
-            }
-            // Packets staged while we were waiting can go now.
-            if self.peer(peer_id).is_some_and(|p| !p.staged.is_empty()) {
-                self.enqueue(peer_id);
-            }
-        }
-        self.roam(peer_id, from);
-        if current_is_old_initiator
-            && let Some(p) = self.peer_mut(peer_id)
-            && !p.timers.sent_last_minute_handshake
-        {
-            p.timers.sent_last_minute_handshake = true;
-            self.send_initiation(now, peer_id, false);
-        }
-        let Some(peer) = self.peer_mut(peer_id) else {
-            return Datagram::Consumed;
-        };
-        if plain_len == 0 {
-            peer.counters.rx_keepalives += 1;
-            return Datagram::Consumed;
-        }
-        peer.timers.data_received(now);
-        let plain = buf
-            .get_mut(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + plain_len)
-            .unwrap_or_default();
-        let packet_len = match ip::packet_len(plain) {
-            Ok(n) => n,
-            Err(_) => {
-                plain.fill(0);
-                return self.dropped(DropReason::InvalidInnerPacket);
-            }
-        };
-        let allowed = ip::source(plain).and_then(|src| self.routes.lookup(src)) == Some(peer_id);
-        if !allowed {
-            plain.fill(0);
-            return self.dropped(DropReason::SourceNotAllowed);
-        }
-        let packet = plain.get_mut(..packet_len).unwrap_or_default();
-        Datagram::Deliver {
-            peer: peer_id,
-            packet,
-        }
-    }
-
-    /// mac1 always; under load mac2 (or a cookie reply written over `buf`) and the per-source limit.
-    fn check_macs(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &mut [u8],
-        mac1_offset: usize,
-    ) -> Result<Option<usize>, DropReason> {
-        if !self.checker.check_mac1(buf, mac1_offset) {
-            return Err(DropReason::Mac1Invalid);
-        }
-        if !self.under_load {
-            return Ok(None);
-        }
-        let mac2_offset = mac1_offset + wire::MAC_LEN;
-        if !self
-            .checker
-            .check_mac2(now, self.rng.as_mut(), from, buf, mac2_offset)
-        {
-            let sender = buf
-                .get(4..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-                .ok_or(DropReason::BadLength)?;
-            let mac1: [u8; wire::MAC_LEN] = buf
-                .get(mac1_offset..mac2_offset)
-                .and_then(|b| b.try_into().ok())
-                .ok_or(DropReason::BadLength)?;
-            let out = buf.get_mut(..REPLY_LEN).ok_or(DropReason::BadLength)?;
-            let len = self
-                .checker
-                .create_reply(now, self.rng.as_mut(), from, sender, &mac1, out)
-                .ok_or(DropReason::BadLength)?;
-            return Ok(Some(len));
-        }
-        if !self.limiter.allow(now, from.ip()) {
-            return Err(DropReason::RateLimited);
-        }
-        Ok(None)
     }
 
     // ---- sending helpers -----------------------------------------------------------------------------
@@ -775,7 +484,10 @@ impl Endpoint {
             self.indices
                 .allocate(self.rng.as_mut(), peer_id, shard, self.config.data_shards);
         let ephemeral = PrivateKey::generate(self.rng.as_mut());
-        let peer = self.peers.get_mut(peer_id.0 as usize)?;
+        let peer = self
+            .peers
+            .get_mut(peer_id.0 as usize)
+            .and_then(Option::as_mut)?;
         let timestamp = Tai64N::from_system_time(wall);
         let Ok((msg, state)) = handshake::create_initiation(
             &self.identity,
@@ -853,15 +565,15 @@ impl Endpoint {
     // ---- small helpers -------------------------------------------------------------------------------
 
     fn peer(&self, id: PeerId) -> Option<&Peer> {
-        self.peers.get(id.0 as usize)
+        self.peers.get(id.0 as usize).and_then(Option::as_ref)
     }
 
     fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
-        self.peers.get_mut(id.0 as usize)
+        self.peers.get_mut(id.0 as usize).and_then(Option::as_mut)
     }
 
     fn enqueue(&mut self, id: PeerId) {
-        if let Some(p) = self.peers.get_mut(id.0 as usize)
+        if let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut)
             && !p.in_work_queue
         {
             p.in_work_queue = true;
@@ -944,6 +656,9 @@ fn handshake_drop(e: HandshakeError) -> DropReason {
         HandshakeError::UnknownPeer => DropReason::UnknownPeer,
     }
 }
+
+mod peers;
+mod receive;
 
 #[cfg(test)]
 mod tests;

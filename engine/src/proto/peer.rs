@@ -84,6 +84,15 @@ impl Peer {
         }
     }
 
+    /// The peer's configuration as it stands (for validating changes against it).
+    pub(crate) fn config_view(&self) -> PeerConfig {
+        let mut c = PeerConfig::new(self.keys.public);
+        c.endpoint = self.endpoint;
+        c.allowed_ips = self.allowed_ips.clone();
+        c.persistent_keepalive = self.persistent_keepalive;
+        c
+    }
+
     /// The current keypair if it may send at `now`.
     pub(crate) fn sending_keypair(&mut self, now: Instant) -> Option<&mut Keypair> {
         self.keypairs

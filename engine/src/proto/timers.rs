@@ -53,6 +53,14 @@ impl Timers {
         }
     }
 
+    /// Changes the persistent keepalive interval (a running peer was reconfigured).
+    pub(crate) fn set_persistent_keepalive(&mut self, interval: Option<Duration>) {
+        self.persistent_keepalive = interval;
+        if interval.is_none() {
+            self.clear(TimerKind::PersistentKeepalive);
+        }
+    }
+
     fn slot(&mut self, kind: TimerKind) -> &mut Option<Instant> {
         // The discriminants are 0..5, the table's indices; `get_mut` keeps the lint honest anyway.
         match self.deadlines.get_mut(kind as usize) {

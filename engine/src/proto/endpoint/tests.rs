@@ -534,3 +534,96 @@ fn every_index_of_a_peer_maps_to_its_shard_across_rekeys() {
     }
     assert_eq!(checked, 6);
 }
+
+#[test]
+fn peers_can_be_added_updated_and_removed_while_running() {
+    let mut p = pair();
+    p.handshake();
+    let b_key = p.a.peer_stats(PEER).unwrap().public_key;
+
+    // Adding: a duplicate key and an overlapping route are refused, naming the field and value.
+    let err = p.a.add_peer(PeerConfig::new(b_key)).unwrap_err();
+    assert_eq!(err.field(), "peers[1].public_key");
+    let c_key = PrivateKey::generate(&mut SeededRng::new(77)).public_key();
+    let err =
+        p.a.add_peer(PeerConfig::new(c_key).allowed_ip("10.0.0.2/32".parse().unwrap()))
+            .unwrap_err();
+    assert_eq!(
+        (err.field(), err.value()),
+        ("peers[1].allowed_ips[0]", "10.0.0.2/32")
+    );
+    let c =
+        p.a.add_peer(PeerConfig::new(c_key).allowed_ip("10.0.0.3/32".parse().unwrap()))
+            .unwrap();
+    assert_eq!(c, PeerId(1));
+    assert_eq!(p.a.route("10.0.0.3".parse().unwrap()), Some(c));
+
+    // Updating B's allowed IPs moves the route; its session stays.
+    let updated = PeerConfig::new(b_key)
+        .allowed_ip("10.0.0.2/32".parse().unwrap())
+        .allowed_ip("10.0.9.0/24".parse().unwrap());
+    p.a.update_peer(PEER, updated).unwrap();
+    assert_eq!(p.a.route("10.0.9.7".parse().unwrap()), Some(PEER));
+    assert!(p.a.has_session(p.now, PEER), "an update keeps the session");
+    let err = p.a.update_peer(PEER, PeerConfig::new(c_key)).unwrap_err();
+    assert_eq!(err.field(), "peers[0].public_key");
+
+    // Removing B erases its session: its packets now name an unknown index, its route is gone.
+    let d = p.seal_b();
+    let _ = events(&mut p.a);
+    assert!(p.a.remove_peer(PEER));
+    assert!(!p.a.remove_peer(PEER), "removing twice");
+    assert!(events(&mut p.a).contains(&Event::PeerDown { peer: PEER }));
+    assert!(matches!(
+        p.a.handle_datagram(p.now, p.b_addr, &mut d.clone()),
+        Datagram::Dropped(DropReason::UnknownReceiverIndex)
+    ));
+    assert_eq!(p.a.route("10.0.0.2".parse().unwrap()), None);
+    assert_eq!(p.a.indices_in_use(), 0);
+    assert_eq!(p.a.peer_ids().collect::<Vec<_>>(), vec![c]);
+
+    // B can be added again (into the free slot) and handshakes afresh.
+    let again =
+        p.a.add_peer(
+            PeerConfig::new(b_key)
+                .endpoint(p.b_addr)
+                .allowed_ip("10.0.0.2/32".parse().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(again, PEER, "the freed slot is reused");
+    p.now += REKEY_TIMEOUT;
+    p.handshake();
+}
+
+#[test]
+fn a_new_psk_applies_from_the_next_handshake() {
+    let mut p = pair();
+    p.handshake();
+    let b_key = p.a.peer_stats(PEER).unwrap().public_key;
+    let psk = pnet_mesh_crypto::PresharedKey::from_bytes([5; 32]);
+    let with_psk = PeerConfig::new(b_key)
+        .endpoint(p.b_addr)
+        .allowed_ip("10.0.0.2/32".parse().unwrap())
+        .preshared_key(psk);
+    p.a.update_peer(PEER, with_psk).unwrap();
+    assert!(p.a.has_session(p.now, PEER), "the running session is kept");
+    // B still has no PSK: B answers the next initiation (the PSK enters only at the response) but A
+    // cannot decrypt the answer.
+    p.now += REKEY_TIMEOUT;
+    p.a.connect(p.now, PEER).unwrap();
+    let init = p.drain_a();
+    let mut resp = p.deliver_to_b(init);
+    assert_eq!(resp.len(), 1);
+    assert!(matches!(
+        p.a.handle_datagram(p.now, p.b_addr, &mut resp[0]),
+        Datagram::Dropped(DropReason::HandshakeDecryptFailed)
+    ));
+    // With the same PSK on B the next handshake completes.
+    let a_key = p.b.peer_stats(PEER).unwrap().public_key;
+    let b_side = PeerConfig::new(a_key)
+        .allowed_ip("10.0.0.1/32".parse().unwrap())
+        .preshared_key(pnet_mesh_crypto::PresharedKey::from_bytes([5; 32]));
+    p.b.update_peer(PEER, b_side).unwrap();
+    p.now += REKEY_TIMEOUT;
+    p.handshake();
+}

@@ -1,0 +1,322 @@
+//! The receive paths, one per message type: check, then commit.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::*;
+
+impl Endpoint {
+    /// Type 1, after its MACs passed: decrypt → static key, timestamp and flood checks → commit, and
+    /// the response written over `buf`.
+    pub(super) fn handle_initiation(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, DropReason> {
+        let msg = Initiation::parse(buf).map_err(wire_drop)?;
+        let (peer_id, consumed) = {
+            let (peers, by_key) = (&self.peers, &self.by_key);
+            handshake::consume_initiation(&self.identity, &msg, |key| {
+                let id = *by_key.get(key)?;
+                peers
+                    .get(id.0 as usize)
+                    .and_then(Option::as_ref)
+                    .map(|p| (id, &p.keys))
+            })
+            .map_err(handshake_drop)?
+        };
+        let peer = self
+            .peers
+            .get(peer_id.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(DropReason::UnknownPeer)?;
+        if !consumed.timestamp.is_after(&peer.last_timestamp) {
+            return Err(DropReason::StaleTimestamp);
+        }
+        if peer
+            .last_initiation_consumed
+            .is_some_and(|t| now.saturating_duration_since(t) < HANDSHAKE_INITIATION_RATE)
+        {
+            return Err(DropReason::InitiationFlood);
+        }
+        let ephemeral = PrivateKey::generate(self.rng.as_mut());
+        let shard = self.peer_shard(peer_id);
+        let local_index =
+            self.indices
+                .allocate(self.rng.as_mut(), peer_id, shard, self.config.data_shards);
+        let Some(peer) = self
+            .peers
+            .get_mut(peer_id.0 as usize)
+            .and_then(Option::as_mut)
+        else {
+            self.indices.remove(local_index);
+            return Err(DropReason::UnknownPeer);
+        };
+        let (response, keys) =
+            match handshake::create_response(&peer.keys, &consumed, local_index, ephemeral) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.indices.remove(local_index);
+                    return Err(handshake_drop(e));
+                }
+            };
+        // Every check passed: commit.
+        let reply = buf.get_mut(..RESPONSE_LEN).ok_or(DropReason::BadLength)?;
+        response.emit(reply).map_err(wire_drop)?;
+        peer.cookies.add_macs(now, reply, Response::MAC1_OFFSET);
+        peer.last_timestamp = consumed.timestamp;
+        peer.last_initiation_consumed = Some(now);
+        let keypair = Keypair::new(&keys, local_index, msg.sender, now, Role::Responder);
+        let retired = peer.keypairs.install_responder(keypair);
+        peer.counters.rx_bytes += INITIATION_LEN as u64;
+        peer.counters.tx_bytes += RESPONSE_LEN as u64;
+        peer.counters.handshakes_answered += 1;
+        peer.timers.any_authenticated_received();
+        peer.timers.any_authenticated_traversal(now);
+        peer.timers.session_derived(now);
+        peer.timers.any_authenticated_sent();
+        self.free_indices(retired.into_iter().flatten());
+        self.roam(peer_id, from);
+        Ok(Some(RESPONSE_LEN))
+    }
+
+    /// Type 2, after its MACs passed: our pending initiation → decrypt → commit the session.
+    pub(super) fn handle_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, DropReason> {
+        let msg = Response::parse(buf).map_err(wire_drop)?;
+        let peer_id = self
+            .indices
+            .get(msg.receiver)
+            .ok_or(DropReason::UnknownReceiverIndex)?;
+        let peer = self
+            .peers
+            .get_mut(peer_id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(DropReason::UnknownReceiverIndex)?;
+        let state = peer
+            .handshake
+            .as_ref()
+            .filter(|s| s.local_index == msg.receiver)
+            .ok_or(DropReason::UnexpectedResponse)?;
+        let keys = handshake::consume_response(&self.identity, &peer.keys, state, &msg)
+            .map_err(handshake_drop)?;
+        // Authenticated: commit.
+        peer.handshake = None;
+        let keypair = Keypair::new(&keys, msg.receiver, msg.sender, now, Role::Initiator);
+        let retired = peer.keypairs.install_initiator(keypair);
+        peer.counters.rx_bytes += RESPONSE_LEN as u64;
+        peer.timers.any_authenticated_received();
+        peer.timers.any_authenticated_traversal(now);
+        peer.timers.session_derived(now);
+        peer.timers.handshake_complete();
+        peer.last_handshake = Some(now);
+        // Confirm the session to the responder: staged packets, or else a keepalive.
+        if peer.staged.is_empty() {
+            peer.want_keepalive = true;
+        }
+        let was_up = core::mem::replace(&mut peer.is_up, true);
+        self.free_indices(retired.into_iter().flatten());
+        self.enqueue(peer_id);
+        self.roam(peer_id, from);
+        self.push_event(Event::HandshakeCompleted {
+            peer: peer_id,
+            role: Role::Initiator,
+        });
+        if !was_up {
+            self.push_event(Event::PeerUp { peer: peer_id });
+        }
+        Ok(None)
+    }
+
+    /// Type 3: our index → decrypt with our last mac1 as AAD → store the cookie for the next scheduled
+    /// initiation (never an immediate resend).
+    pub(super) fn handle_cookie_reply(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, DropReason> {
+        let msg = CookieReply::parse(buf).map_err(wire_drop)?;
+        let peer_id = self
+            .indices
+            .get(msg.receiver)
+            .ok_or(DropReason::UnknownReceiverIndex)?;
+        let peer = self
+            .peers
+            .get_mut(peer_id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(DropReason::UnknownReceiverIndex)?;
+        peer.cookies.consume_reply(now, &msg).map_err(|e| match e {
+            CookieReplyError::Unexpected => DropReason::CookieReplyUnexpected,
+            CookieReplyError::DecryptFailed => DropReason::CookieReplyDecryptFailed,
+        })?;
+        Ok(None)
+    }
+
+    /// Type 4: size → receiver index → age and counter limits → replay check → open in place → replay
+    /// commit → timers and roaming → inner header and allowed-IPs source check.
+    pub(super) fn handle_transport<'b>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &'b mut [u8],
+    ) -> Datagram<'b> {
+        let header = match TransportHeader::parse(buf) {
+            Ok(h) => h,
+            Err(e) => return self.dropped(wire_drop(e)),
+        };
+        let Some(peer_id) = self.indices.get(header.receiver) else {
+            return self.dropped(DropReason::UnknownReceiverIndex);
+        };
+        let Some(peer) = self
+            .peers
+            .get_mut(peer_id.0 as usize)
+            .and_then(Option::as_mut)
+        else {
+            return self.dropped(DropReason::UnknownReceiverIndex);
+        };
+        let Some(slot) = peer.keypairs.slot_of(header.receiver) else {
+            return self.dropped(DropReason::UnknownReceiverIndex);
+        };
+        let Some(kp) = peer.keypairs.get_mut(slot) else {
+            return self.dropped(DropReason::UnknownReceiverIndex);
+        };
+        if kp.is_expired(now) {
+            return self.dropped(DropReason::KeypairExpired);
+        }
+        // Once the last usable counter has been received the keypair is spent, even for counters
+        // still inside the window (kernel `decrypt_packet`, WIREGUARD_CHECKLIST case 28).
+        if header.counter >= REJECT_AFTER_MESSAGES
+            || kp
+                .replay
+                .latest()
+                .is_some_and(|l| l >= REJECT_AFTER_MESSAGES - 1)
+        {
+            return self.dropped(DropReason::CounterLimit);
+        }
+        if !kp.replay.check(header.counter) {
+            return self.dropped(DropReason::Replayed);
+        }
+        let datagram_len = buf.len();
+        let (_, body) = buf.split_at_mut(TRANSPORT_HEADER_LEN);
+        let Some(plain) = kp.open(header.counter, body) else {
+            return self.dropped(DropReason::TransportDecryptFailed);
+        };
+        let plain_len = plain.len();
+        // Authenticated from here on.
+        kp.replay.commit(header.counter);
+        let current_is_old_initiator = peer.keypairs.current.as_ref().is_some_and(|k| {
+            k.role == Role::Initiator
+                && now.saturating_duration_since(k.created)
+                    >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+        });
+        peer.counters.rx_bytes += datagram_len as u64;
+        peer.counters.rx_packets += 1;
+        peer.timers.any_authenticated_received();
+        peer.timers.any_authenticated_traversal(now);
+        let mut confirmed = false;
+        if slot == Slot::Next {
+            let retired = peer.keypairs.confirm_next();
+            peer.timers.handshake_complete();
+            peer.last_handshake = Some(now);
+            confirmed = true;
+            self.free_indices(retired.into_iter().flatten());
+        }
+        if confirmed {
+            self.push_event(Event::HandshakeCompleted {
+                peer: peer_id,
+                role: Role::Responder,
+            });
+            if let Some(p) = self.peer_mut(peer_id)
+                && !core::mem::replace(&mut p.is_up, true)
+            {
+                self.push_event(Event::PeerUp { peer: peer_id });
+            }
+            // Packets staged while we were waiting can go now.
+            if self.peer(peer_id).is_some_and(|p| !p.staged.is_empty()) {
+                self.enqueue(peer_id);
+            }
+        }
+        self.roam(peer_id, from);
+        if current_is_old_initiator
+            && let Some(p) = self.peer_mut(peer_id)
+            && !p.timers.sent_last_minute_handshake
+        {
+            p.timers.sent_last_minute_handshake = true;
+            self.send_initiation(now, peer_id, false);
+        }
+        let Some(peer) = self.peer_mut(peer_id) else {
+            return Datagram::Consumed;
+        };
+        if plain_len == 0 {
+            peer.counters.rx_keepalives += 1;
+            return Datagram::Consumed;
+        }
+        peer.timers.data_received(now);
+        let plain = buf
+            .get_mut(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + plain_len)
+            .unwrap_or_default();
+        let packet_len = match ip::packet_len(plain) {
+            Ok(n) => n,
+            Err(_) => {
+                plain.fill(0);
+                return self.dropped(DropReason::InvalidInnerPacket);
+            }
+        };
+        let allowed = ip::source(plain).and_then(|src| self.routes.lookup(src)) == Some(peer_id);
+        if !allowed {
+            plain.fill(0);
+            return self.dropped(DropReason::SourceNotAllowed);
+        }
+        let packet = plain.get_mut(..packet_len).unwrap_or_default();
+        Datagram::Deliver {
+            peer: peer_id,
+            packet,
+        }
+    }
+
+    /// mac1 always; under load mac2 (or a cookie reply written over `buf`) and the per-source limit.
+    pub(super) fn check_macs(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+        mac1_offset: usize,
+    ) -> Result<Option<usize>, DropReason> {
+        if !self.checker.check_mac1(buf, mac1_offset) {
+            return Err(DropReason::Mac1Invalid);
+        }
+        if !self.under_load {
+            return Ok(None);
+        }
+        let mac2_offset = mac1_offset + wire::MAC_LEN;
+        if !self
+            .checker
+            .check_mac2(now, self.rng.as_mut(), from, buf, mac2_offset)
+        {
+            let sender = buf
+                .get(4..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+                .ok_or(DropReason::BadLength)?;
+            let mac1: [u8; wire::MAC_LEN] = buf
+                .get(mac1_offset..mac2_offset)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(DropReason::BadLength)?;
+            let out = buf.get_mut(..REPLY_LEN).ok_or(DropReason::BadLength)?;
+            let len = self
+                .checker
+                .create_reply(now, self.rng.as_mut(), from, sender, &mac1, out)
+                .ok_or(DropReason::BadLength)?;
+            return Ok(Some(len));
+        }
+        if !self.limiter.allow(now, from.ip()) {
+            return Err(DropReason::RateLimited);
+        }
+        Ok(None)
+    }
+}
