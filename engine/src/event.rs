@@ -40,6 +40,11 @@ pub enum Event {
         /// The peer.
         peer: PeerId,
     },
+    /// A new keypair replaced a working one (a rekey); the old one stays to open late packets.
+    KeypairRotated {
+        /// The peer.
+        peer: PeerId,
+    },
     /// An authenticated packet arrived from a new address (roaming).
     EndpointChanged {
         /// The peer.

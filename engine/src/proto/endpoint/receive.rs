@@ -120,6 +120,7 @@ impl Endpoint {
             peer.want_keepalive = true;
         }
         let was_up = core::mem::replace(&mut peer.is_up, true);
+        let rotated = peer.keypairs.previous.is_some();
         self.free_indices(retired.into_iter().flatten());
         self.enqueue(peer_id);
         self.roam(peer_id, from);
@@ -127,6 +128,9 @@ impl Endpoint {
             peer: peer_id,
             role: Role::Initiator,
         });
+        if rotated {
+            self.push_event(Event::KeypairRotated { peer: peer_id });
+        }
         if !was_up {
             self.push_event(Event::PeerUp { peer: peer_id });
         }
@@ -219,8 +223,10 @@ impl Endpoint {
         peer.timers.any_authenticated_received();
         peer.timers.any_authenticated_traversal(now);
         let mut confirmed = false;
+        let mut rotated = false;
         if slot == Slot::Next {
             let retired = peer.keypairs.confirm_next();
+            rotated = peer.keypairs.previous.is_some();
             peer.timers.handshake_complete();
             peer.last_handshake = Some(now);
             confirmed = true;
@@ -231,6 +237,9 @@ impl Endpoint {
                 peer: peer_id,
                 role: Role::Responder,
             });
+            if rotated {
+                self.push_event(Event::KeypairRotated { peer: peer_id });
+            }
             if let Some(p) = self.peer_mut(peer_id)
                 && !core::mem::replace(&mut p.is_up, true)
             {

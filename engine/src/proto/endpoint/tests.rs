@@ -307,6 +307,14 @@ fn initiator_rekeys_after_rekey_after_time_and_old_keypair_still_opens() {
         p.b.handle_datagram(p.now, p.a_addr, &mut d.clone()),
         Datagram::Deliver { .. }
     ));
+    assert!(
+        events(&mut p.a).contains(&Event::KeypairRotated { peer: PEER }),
+        "the initiator reports the rekey"
+    );
+    assert!(
+        events(&mut p.b).contains(&Event::KeypairRotated { peer: PEER }),
+        "the responder too, once confirmed"
+    );
     let fresh = p.seal_a(60);
     assert_ne!(fresh[4..8], d[4..8], "new keypair, new receiver index");
     assert!(matches!(
