@@ -318,9 +318,7 @@ impl Endpoint {
         pkt.set_range(header_at, header_at + total);
         peer.counters.tx_bytes += total as u64;
         peer.counters.tx_packets += 1;
-        peer.timers.any_authenticated_traversal(now);
-        peer.timers.any_authenticated_sent();
-        peer.timers.data_sent(now, jitter);
+        peer.timers.activity.data_sent(now);
         if rekey {
             self.send_initiation(now, peer_id, false);
         }
@@ -335,7 +333,11 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..self.peers.len() {
             let id = PeerId(i as u32);
-            while let Some(kind) = self.peer_mut(id).and_then(|p| p.timers.take_expired(now)) {
+            while let Some(kind) = {
+                let jitter = self.jitter();
+                self.peer_mut(id)
+                    .and_then(|p| p.timers.take_expired(now, jitter))
+            } {
                 self.on_timer(now, id, kind);
             }
         }
@@ -386,9 +388,7 @@ impl Endpoint {
                     };
                     peer.counters.tx_bytes += total as u64;
                     peer.counters.tx_packets += 1;
-                    peer.timers.any_authenticated_traversal(now);
-                    peer.timers.any_authenticated_sent();
-                    peer.timers.data_sent(now, jitter);
+                    peer.timers.activity.data_sent(now);
                     if rekey {
                         self.send_initiation(now, id, false);
                     }
@@ -403,8 +403,7 @@ impl Endpoint {
                     if let Ok(total) = kp.seal(out, 0, mtu) {
                         peer.counters.tx_bytes += total as u64;
                         peer.counters.tx_packets += 1;
-                        peer.timers.any_authenticated_traversal(now);
-                        peer.timers.any_authenticated_sent();
+                        peer.timers.activity.authenticated_sent(now);
                         return Some(Transmit {
                             to,
                             len: total,
@@ -505,8 +504,7 @@ impl Endpoint {
         peer.last_initiation_sent = Some(now);
         peer.counters.handshakes_initiated += 1;
         peer.counters.tx_bytes += INITIATION_LEN as u64;
-        peer.timers.any_authenticated_traversal(now);
-        peer.timers.any_authenticated_sent();
+        peer.timers.activity.authenticated_sent(now);
         peer.timers.handshake_initiated(now, jitter);
         Some(Transmit {
             to,
@@ -540,9 +538,6 @@ impl Endpoint {
                 if peer.sending_keypair(now).is_some() {
                     peer.want_keepalive = true;
                     self.enqueue(id);
-                }
-                if let Some(peer) = self.peer_mut(id) {
-                    peer.timers.keepalive_sent_by_timer(now);
                 }
             }
             TimerKind::NewHandshake => self.send_initiation(now, id, false),

@@ -1,8 +1,16 @@
-//! The per-peer timers of whitepaper §6, kept as an enum-indexed table of deadlines (as quinn-proto's
-//! `timer.rs`) with hooks named after the events that arm them (as wireguard-go's `timers.go`).
+//! The per-peer timers of whitepaper §6.
 //!
-//! The table only stores deadlines; the endpoint reads the clock it is given, asks which timers expired
-//! and acts on them.
+//! Two kinds of deadline:
+//! - **Stored** ones the control plane arms itself: handshake retransmission and key erasure.
+//! - **Derived** ones, computed from the peer's [`Activity`]: the instants of its first unanswered data
+//!   sent and received and of its latest authenticated traffic. The data path only records those
+//!   instants (no timer is touched per packet), which is what lets a data shard own the packets while
+//!   the control shard owns the timers: it reads the instants and derives the passive keepalive, the
+//!   "no answer, new handshake" deadline and the persistent keepalive from them.
+//!
+//! The events match wireguard-go's `timers.go` hooks: data sent arms "new handshake" unless armed,
+//! anything received authenticated disarms it; data received arms "send keepalive" unless armed, anything
+//! sent authenticated disarms it; any authenticated traffic re-arms the persistent keepalive.
 
 use std::time::{Duration, Instant};
 
@@ -12,15 +20,15 @@ use super::constants::{KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimerKind {
     /// Resend an unanswered initiation (REKEY_TIMEOUT + jitter), up to MAX_TIMER_HANDSHAKES times.
-    RetransmitHandshake = 0,
+    RetransmitHandshake,
     /// We received data and have sent nothing for KEEPALIVE_TIMEOUT: send a keepalive.
-    SendKeepalive = 1,
+    SendKeepalive,
     /// We sent data and heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: start a new handshake.
-    NewHandshake = 2,
+    NewHandshake,
     /// No new session for 3 × REJECT_AFTER_TIME: erase every key.
-    ZeroKeyMaterial = 3,
-    /// The configured persistent keepalive interval passed without traffic we sent or received.
-    PersistentKeepalive = 4,
+    ZeroKeyMaterial,
+    /// The configured persistent keepalive interval passed without authenticated traffic.
+    PersistentKeepalive,
 }
 
 const KINDS: [TimerKind; 5] = [
@@ -31,15 +39,58 @@ const KINDS: [TimerKind; 5] = [
     TimerKind::PersistentKeepalive,
 ];
 
-/// One peer's deadlines and the little state the hooks keep.
+/// What the data path records about a peer's traffic: three instants, no timers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Activity {
+    /// First data sent since the peer last said anything authenticated.
+    unanswered_sent: Option<Instant>,
+    /// First data received since we last sent anything authenticated.
+    unanswered_received: Option<Instant>,
+    /// Latest authenticated packet either way.
+    last_traversal: Option<Instant>,
+}
+
+impl Activity {
+    /// We sent a transport message with data.
+    pub(crate) fn data_sent(&mut self, now: Instant) {
+        self.unanswered_sent.get_or_insert(now);
+        self.authenticated_sent(now);
+    }
+
+    /// We sent a keepalive or a handshake message.
+    pub(crate) fn authenticated_sent(&mut self, now: Instant) {
+        self.unanswered_received = None;
+        self.last_traversal = Some(now);
+    }
+
+    /// We received an authenticated transport message with data.
+    pub(crate) fn data_received(&mut self, now: Instant) {
+        self.unanswered_received.get_or_insert(now);
+        self.authenticated_received(now);
+    }
+
+    /// We received an authenticated keepalive or handshake message.
+    pub(crate) fn authenticated_received(&mut self, now: Instant) {
+        self.unanswered_sent = None;
+        self.last_traversal = Some(now);
+    }
+}
+
+/// One peer's deadlines, the activity they derive from, and the little state the hooks keep.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Timers {
-    deadlines: [Option<Instant>; 5],
-    /// Never read: the target of an out-of-range slot, which the enum makes impossible.
-    spare: Option<Instant>,
+    retransmit: Option<Instant>,
+    zero_keys: Option<Instant>,
+    /// Derived deadlines already acted on, by the activity instant they came from, so a deadline whose
+    /// action changed nothing (a rate-limited handshake, say) does not fire again.
+    fired_keepalive: Option<Instant>,
+    fired_new_handshake: Option<Instant>,
+    fired_persistent: Option<Instant>,
+    /// Jitter of the next "new handshake" deadline, drawn when the previous one fired.
+    new_handshake_jitter: Duration,
+    pub(crate) activity: Activity,
     /// Retransmissions of the current handshake.
     pub(crate) handshake_attempts: u32,
-    need_another_keepalive: bool,
     /// Whether the receive-side "rekey before reject" handshake was already started for this keypair.
     pub(crate) sent_last_minute_handshake: bool,
     persistent_keepalive: Option<Duration>,
@@ -56,29 +107,28 @@ impl Timers {
     /// Changes the persistent keepalive interval (a running peer was reconfigured).
     pub(crate) fn set_persistent_keepalive(&mut self, interval: Option<Duration>) {
         self.persistent_keepalive = interval;
-        if interval.is_none() {
-            self.clear(TimerKind::PersistentKeepalive);
-        }
-    }
-
-    fn slot(&mut self, kind: TimerKind) -> &mut Option<Instant> {
-        // The discriminants are 0..5, the table's indices; `get_mut` keeps the lint honest anyway.
-        match self.deadlines.get_mut(kind as usize) {
-            Some(slot) => slot,
-            None => &mut self.spare,
-        }
     }
 
     fn deadline(&self, kind: TimerKind) -> Option<Instant> {
-        self.deadlines.get(kind as usize).copied().flatten()
-    }
-
-    fn set(&mut self, kind: TimerKind, at: Instant) {
-        *self.slot(kind) = Some(at);
-    }
-
-    fn clear(&mut self, kind: TimerKind) {
-        *self.slot(kind) = None;
+        let a = &self.activity;
+        match kind {
+            TimerKind::RetransmitHandshake => self.retransmit,
+            TimerKind::ZeroKeyMaterial => self.zero_keys,
+            TimerKind::SendKeepalive => a
+                .unanswered_received
+                .filter(|t| self.fired_keepalive != Some(*t))
+                .map(|t| t + KEEPALIVE_TIMEOUT),
+            TimerKind::NewHandshake => a
+                .unanswered_sent
+                .filter(|t| self.fired_new_handshake != Some(*t))
+                .map(|t| t + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + self.new_handshake_jitter),
+            TimerKind::PersistentKeepalive => {
+                let interval = self.persistent_keepalive?;
+                a.last_traversal
+                    .filter(|t| self.fired_persistent != Some(*t))
+                    .map(|t| t + interval)
+            }
+        }
     }
 
     pub(crate) fn is_pending(&self, kind: TimerKind) -> bool {
@@ -87,85 +137,102 @@ impl Timers {
 
     /// The earliest deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
+        KINDS.iter().filter_map(|k| self.deadline(*k)).min()
     }
 
-    /// Takes the first timer due at `now`, clearing it.
-    pub(crate) fn take_expired(&mut self, now: Instant) -> Option<TimerKind> {
+    /// Takes the first timer due at `now`, disarming it. `jitter` becomes the next "new handshake"
+    /// jitter when that timer is the one taken.
+    pub(crate) fn take_expired(&mut self, now: Instant, jitter: Duration) -> Option<TimerKind> {
         let kind = KINDS
             .iter()
             .copied()
             .find(|k| self.deadline(*k).is_some_and(|d| d <= now))?;
-        self.clear(kind);
+        match kind {
+            TimerKind::RetransmitHandshake => self.retransmit = None,
+            TimerKind::ZeroKeyMaterial => self.zero_keys = None,
+            TimerKind::SendKeepalive => self.fired_keepalive = self.activity.unanswered_received,
+            TimerKind::NewHandshake => {
+                self.fired_new_handshake = self.activity.unanswered_sent;
+                self.new_handshake_jitter = jitter;
+            }
+            TimerKind::PersistentKeepalive => self.fired_persistent = self.activity.last_traversal,
+        }
         Some(kind)
-    }
-
-    /// Call after sending a transport message with data (not a keepalive).
-    pub(crate) fn data_sent(&mut self, now: Instant, jitter: Duration) {
-        if !self.is_pending(TimerKind::NewHandshake) {
-            self.set(
-                TimerKind::NewHandshake,
-                now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter,
-            );
-        }
-    }
-
-    /// Call after receiving an authenticated transport message with data.
-    pub(crate) fn data_received(&mut self, now: Instant) {
-        if self.is_pending(TimerKind::SendKeepalive) {
-            self.need_another_keepalive = true;
-        } else {
-            self.set(TimerKind::SendKeepalive, now + KEEPALIVE_TIMEOUT);
-        }
-    }
-
-    /// Call after sending any authenticated packet (transport, keepalive, handshake).
-    pub(crate) fn any_authenticated_sent(&mut self) {
-        self.clear(TimerKind::SendKeepalive);
-    }
-
-    /// Call after receiving any authenticated packet.
-    pub(crate) fn any_authenticated_received(&mut self) {
-        self.clear(TimerKind::NewHandshake);
-    }
-
-    /// Call after sending or receiving any authenticated packet: re-arms the persistent keepalive.
-    pub(crate) fn any_authenticated_traversal(&mut self, now: Instant) {
-        if let Some(interval) = self.persistent_keepalive {
-            self.set(TimerKind::PersistentKeepalive, now + interval);
-        }
     }
 
     /// Call after sending a handshake initiation.
     pub(crate) fn handshake_initiated(&mut self, now: Instant, jitter: Duration) {
-        self.set(TimerKind::RetransmitHandshake, now + REKEY_TIMEOUT + jitter);
+        self.retransmit = Some(now + REKEY_TIMEOUT + jitter);
     }
 
     /// Call after a handshake completes (response consumed, or the responder's keypair confirmed).
     pub(crate) fn handshake_complete(&mut self) {
-        self.clear(TimerKind::RetransmitHandshake);
+        self.retransmit = None;
         self.handshake_attempts = 0;
         self.sent_last_minute_handshake = false;
     }
 
     /// Call after a new session's keys are derived.
     pub(crate) fn session_derived(&mut self, now: Instant) {
-        self.set(TimerKind::ZeroKeyMaterial, now + REJECT_AFTER_TIME * 3);
+        self.zero_keys = Some(now + REJECT_AFTER_TIME * 3);
     }
 
-    /// Call when the keepalive timer fired: re-arm it if data arrived while it was pending.
-    pub(crate) fn keepalive_sent_by_timer(&mut self, now: Instant) {
-        if self.need_another_keepalive {
-            self.need_another_keepalive = false;
-            self.set(TimerKind::SendKeepalive, now + KEEPALIVE_TIMEOUT);
-        }
-    }
-
-    /// Call when a handshake is given up: keys are erased later unless a session forms.
+    /// Call when a handshake is given up: no keepalive for it, and keys are erased later unless a
+    /// session forms.
     pub(crate) fn handshake_given_up(&mut self, now: Instant) {
-        self.clear(TimerKind::SendKeepalive);
-        if !self.is_pending(TimerKind::ZeroKeyMaterial) {
-            self.set(TimerKind::ZeroKeyMaterial, now + REJECT_AFTER_TIME * 3);
+        self.fired_keepalive = self.activity.unanswered_received;
+        if self.zero_keys.is_none() {
+            self.zero_keys = Some(now + REJECT_AFTER_TIME * 3);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_deadlines_follow_activity() {
+        let t0 = Instant::now();
+        let mut t = Timers::new(Some(Duration::from_secs(25)));
+        assert_eq!(t.next_deadline(), None);
+        t.activity.data_sent(t0);
+        t.activity.data_sent(t0 + Duration::from_secs(3));
+        // The first unanswered send counts; later sends do not push it back.
+        assert_eq!(
+            t.deadline(TimerKind::NewHandshake),
+            Some(t0 + Duration::from_secs(15))
+        );
+        assert_eq!(
+            t.deadline(TimerKind::PersistentKeepalive),
+            Some(t0 + Duration::from_secs(28))
+        );
+        t.activity
+            .authenticated_received(t0 + Duration::from_secs(4));
+        assert_eq!(
+            t.deadline(TimerKind::NewHandshake),
+            None,
+            "an answer disarms it"
+        );
+        t.activity.data_received(t0 + Duration::from_secs(5));
+        assert_eq!(
+            t.deadline(TimerKind::SendKeepalive),
+            Some(t0 + Duration::from_secs(15))
+        );
+        assert_eq!(
+            t.take_expired(t0 + Duration::from_secs(15), Duration::ZERO),
+            Some(TimerKind::SendKeepalive)
+        );
+        assert!(
+            !t.is_pending(TimerKind::SendKeepalive),
+            "fired once, not again for the same data"
+        );
+        t.activity.authenticated_sent(t0 + Duration::from_secs(15));
+        t.activity.data_received(t0 + Duration::from_secs(16));
+        assert_eq!(
+            t.deadline(TimerKind::SendKeepalive),
+            Some(t0 + Duration::from_secs(26)),
+            "new data re-arms it"
+        );
     }
 }

@@ -72,10 +72,9 @@ impl Endpoint {
         peer.counters.rx_bytes += INITIATION_LEN as u64;
         peer.counters.tx_bytes += RESPONSE_LEN as u64;
         peer.counters.handshakes_answered += 1;
-        peer.timers.any_authenticated_received();
-        peer.timers.any_authenticated_traversal(now);
+        peer.timers.activity.authenticated_received(now);
         peer.timers.session_derived(now);
-        peer.timers.any_authenticated_sent();
+        peer.timers.activity.authenticated_sent(now);
         self.free_indices(retired.into_iter().flatten());
         self.roam(peer_id, from);
         Ok(Some(RESPONSE_LEN))
@@ -110,8 +109,7 @@ impl Endpoint {
         let keypair = Keypair::new(&keys, msg.receiver, msg.sender, now, Role::Initiator);
         let retired = peer.keypairs.install_initiator(keypair);
         peer.counters.rx_bytes += RESPONSE_LEN as u64;
-        peer.timers.any_authenticated_received();
-        peer.timers.any_authenticated_traversal(now);
+        peer.timers.activity.authenticated_received(now);
         peer.timers.session_derived(now);
         peer.timers.handshake_complete();
         peer.last_handshake = Some(now);
@@ -220,8 +218,7 @@ impl Endpoint {
         });
         peer.counters.rx_bytes += datagram_len as u64;
         peer.counters.rx_packets += 1;
-        peer.timers.any_authenticated_received();
-        peer.timers.any_authenticated_traversal(now);
+        peer.timers.activity.authenticated_received(now);
         let mut confirmed = false;
         let mut rotated = false;
         if slot == Slot::Next {
@@ -265,7 +262,7 @@ impl Endpoint {
             peer.counters.rx_keepalives += 1;
             return Datagram::Consumed;
         }
-        peer.timers.data_received(now);
+        peer.timers.activity.data_received(now);
         let plain = buf
             .get_mut(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + plain_len)
             .unwrap_or_default();
