@@ -280,7 +280,6 @@ impl Endpoint {
         pkt: &mut PacketBuf<'_>,
     ) -> Result<Option<Transmit>, SendError> {
         let mtu = usize::from(self.config.mtu);
-        let jitter = self.jitter();
         let (buf, start, end) = pkt.parts();
         let len = end - start;
         let payload = buf.get(start..end).ok_or(SendError::InvalidPacket)?;
@@ -350,7 +349,6 @@ impl Endpoint {
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         let mtu = usize::from(self.config.mtu);
         while let Some(&id) = self.work.front() {
-            let jitter = self.jitter();
             let Some(peer) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
                 self.work.pop_front();
                 continue;

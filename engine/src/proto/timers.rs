@@ -131,6 +131,7 @@ impl Timers {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn is_pending(&self, kind: TimerKind) -> bool {
         self.deadline(kind).is_some()
     }
