@@ -1,0 +1,248 @@
+//! The `bench` command line, parsed by hand (no argument-parsing dependency in the CI build).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
+             [--shards N] [--backend auto|io-uring|mmsg] [--output FILE]
+
+  --macro SCENARIO   in-memory (two endpoints, no sockets); udp-loopback and testnode-smoke are
+                     not implemented yet
+  --payload N        inner IP packet length in bytes, 28 to 1420 (default 1420)
+  --warmup DUR       untimed run first (default 1s)
+  --duration DUR     measured run (default 5s)
+  --shards N         data shards (in-memory: 1 only)
+  --backend B        socket backend (in-memory has none: auto only)
+  --output FILE      write the JSON here instead of
+                     artifacts/benchmarks/results/macro-<scenario>-<payload>.json
+
+DUR is 500ms, 2s, 3m, 1h or hh:mm:ss. The JSON report goes to stdout and to the file; progress goes
+to stderr. Build with --release: `cargo run --release -p pnet-mesh-bench -- --macro in-memory ...`.
+";
+
+/// A macro scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Two endpoints in one thread, no sockets.
+    InMemory,
+    /// Two nodes over localhost UDP (needs the node).
+    UdpLoopback,
+    /// Node containers (needs the node and the container harness).
+    TestnodeSmoke,
+}
+
+impl Scenario {
+    /// The name on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::InMemory => "in-memory",
+            Scenario::UdpLoopback => "udp-loopback",
+            Scenario::TestnodeSmoke => "testnode-smoke",
+        }
+    }
+}
+
+/// A parsed `--macro` invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacroArgs {
+    /// Which scenario.
+    pub scenario: Scenario,
+    /// Inner IP packet length.
+    pub payload: usize,
+    /// Warm-up.
+    pub warmup: Duration,
+    /// Measured window.
+    pub duration: Duration,
+    /// `--shards`, if given.
+    pub shards: Option<u32>,
+    /// `--backend`, if given.
+    pub backend: Option<String>,
+    /// `--output`, if given.
+    pub output: Option<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `--help`.
+    Help,
+    /// `--macro …`.
+    Macro(MacroArgs),
+}
+
+/// Parses the arguments after the program name.
+///
+/// # Errors
+/// A message naming the offending argument.
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut scenario = None;
+    let mut payload = 1420;
+    let mut warmup = Duration::from_secs(1);
+    let mut duration = Duration::from_secs(5);
+    let mut shards = None;
+    let mut backend = None;
+    let mut output = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--help" || flag == "-h" {
+            return Ok(Command::Help);
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--macro" => {
+                let v = value()?;
+                scenario = Some(match v.as_str() {
+                    "in-memory" => Scenario::InMemory,
+                    "udp-loopback" => Scenario::UdpLoopback,
+                    "testnode-smoke" => Scenario::TestnodeSmoke,
+                    _ => {
+                        return Err(format!(
+                            "--macro {v}: unknown scenario (in-memory, udp-loopback, testnode-smoke)"
+                        ));
+                    }
+                });
+            }
+            "--payload" => {
+                let v = value()?;
+                payload = v
+                    .parse()
+                    .map_err(|_| format!("--payload {v}: not a whole number of bytes"))?;
+            }
+            "--warmup" => {
+                warmup = parse_duration(&value()?).map_err(|e| format!("--warmup: {e}"))?
+            }
+            "--duration" => {
+                duration = parse_duration(&value()?).map_err(|e| format!("--duration: {e}"))?;
+                if duration.is_zero() {
+                    return Err("--duration must be longer than zero".into());
+                }
+            }
+            "--shards" => {
+                let v = value()?;
+                shards = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--shards {v}: not a positive whole number"))?,
+                );
+            }
+            "--backend" => {
+                let v = value()?;
+                if !["auto", "io-uring", "mmsg"].contains(&v.as_str()) {
+                    return Err(format!(
+                        "--backend {v}: unknown backend (auto, io-uring, mmsg)"
+                    ));
+                }
+                backend = Some(v);
+            }
+            "--output" => output = Some(PathBuf::from(value()?)),
+            _ => return Err(format!("unknown argument `{arg}`")),
+        }
+    }
+    let scenario = scenario.ok_or("--macro SCENARIO is required")?;
+    Ok(Command::Macro(MacroArgs {
+        scenario,
+        payload,
+        warmup,
+        duration,
+        shards,
+        backend,
+        output,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn macro_with_every_option() {
+        let got = parse(&[
+            "--macro",
+            "in-memory",
+            "--payload",
+            "1280",
+            "--warmup",
+            "500ms",
+            "--duration=00:00:03",
+            "--shards",
+            "1",
+            "--backend",
+            "auto",
+            "--output",
+            "x.json",
+        ]);
+        assert_eq!(
+            got,
+            Ok(Command::Macro(MacroArgs {
+                scenario: Scenario::InMemory,
+                payload: 1280,
+                warmup: Duration::from_millis(500),
+                duration: Duration::from_secs(3),
+                shards: Some(1),
+                backend: Some("auto".into()),
+                output: Some("x.json".into()),
+            }))
+        );
+    }
+
+    #[test]
+    fn defaults_and_help() {
+        let Ok(Command::Macro(m)) = parse(&["--macro", "udp-loopback"]) else {
+            panic!()
+        };
+        assert_eq!((m.scenario, m.payload), (Scenario::UdpLoopback, 1420));
+        assert_eq!(
+            (m.warmup, m.duration),
+            (Duration::from_secs(1), Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse(&["--macro", "in-memory", "--help"]),
+            Ok(Command::Help)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        for (args, needle) in [
+            (&["--payload", "64"][..], "--macro"),
+            (&["--macro"][..], "--macro needs a value"),
+            (&["--macro", "tcp"][..], "--macro tcp"),
+            (
+                &["--macro", "in-memory", "--payload", "big"][..],
+                "--payload big",
+            ),
+            (&["--macro", "in-memory", "--warmup", "2"][..], "--warmup"),
+            (
+                &["--macro", "in-memory", "--duration", "0s"][..],
+                "--duration",
+            ),
+            (&["--macro", "in-memory", "--shards", "0"][..], "--shards 0"),
+            (
+                &["--macro", "in-memory", "--backend", "epoll"][..],
+                "--backend epoll",
+            ),
+            (&["--macro", "in-memory", "--fast"][..], "--fast"),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+}

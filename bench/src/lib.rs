@@ -1,0 +1,20 @@
+//! Benchmarks of PNet Mesh: the pieces behind the `bench` binary and the criterion micro benchmarks
+//! in `benches/micro.rs`.
+//!
+//! Everything here drives `pnet-mesh` through its public API. Numbers come only from release builds:
+//! the `bench` binary refuses a debug build. Reports are JSON under `artifacts/benchmarks/results/`
+//! (git-ignored); see [`environment::results_dir`].
+//!
+//! What is here: the `in-memory` macro scenario ([`in_memory`]), a counting global allocator for
+//! allocations per operation ([`alloc_count`]), a fixed-size latency histogram ([`histogram`]), two
+//! endpoints joined in memory ([`pair`]) and the command line ([`cli`], [`duration`]). Not yet: the
+//! `udp-loopback` and `testnode-smoke` scenarios (they need the node and the container harness).
+#![deny(missing_docs)]
+
+pub mod alloc_count;
+pub mod cli;
+pub mod duration;
+pub mod environment;
+pub mod histogram;
+pub mod in_memory;
+pub mod pair;

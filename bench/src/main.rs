@@ -1,0 +1,149 @@
+//! `bench`: the macro benchmarks of PNet Mesh. Release builds only.
+//!
+//! ```text
+//! cargo run --release -p pnet-mesh-bench -- --macro in-memory --payload 1280 --warmup 1s --duration 3s
+//! ```
+//!
+//! Prints one JSON object on stdout and writes it under `artifacts/benchmarks/results/`; progress goes
+//! to stderr. Exit codes: 0 done, 1 the run failed, 2 bad usage, a debug build, or a scenario that is
+//! not implemented yet.
+
+use std::process::ExitCode;
+
+use pnet_mesh_bench::alloc_count::CountingAllocator;
+use pnet_mesh_bench::cli::{Command, MacroArgs, Scenario, USAGE, parse_args};
+use pnet_mesh_bench::environment::{results_dir, write_report};
+use pnet_mesh_bench::in_memory::{self, InMemoryOptions};
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse_args(args.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bench: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let m = match command {
+        Command::Help => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Macro(m) => m,
+    };
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "bench: refusing to run: this build has debug assertions (a debug or `ci` profile build), so \
+             its numbers would mislead; run the release build instead:\n    \
+             cargo run --release -p pnet-mesh-bench -- {}",
+            shell_words(&args)
+        );
+        return ExitCode::from(2);
+    }
+    match m.scenario {
+        Scenario::InMemory => run_in_memory(&m),
+        Scenario::UdpLoopback => not_implemented(m.scenario, "the node (issue 5)"),
+        Scenario::TestnodeSmoke => not_implemented(
+            m.scenario,
+            "the node (issue 5) and the container harness (issue 11)",
+        ),
+    }
+}
+
+fn not_implemented(scenario: Scenario, needs: &str) -> ExitCode {
+    eprintln!(
+        "bench: --macro {} is not implemented yet: needs {needs}; no numbers were produced",
+        scenario.name()
+    );
+    ExitCode::from(2)
+}
+
+fn run_in_memory(m: &MacroArgs) -> ExitCode {
+    if let Some(n) = m.shards.filter(|n| *n != 1) {
+        eprintln!("bench: --shards {n}: the in-memory scenario runs in one thread (--shards 1)");
+        return ExitCode::from(2);
+    }
+    if let Some(b) = m.backend.as_deref().filter(|b| *b != "auto") {
+        eprintln!("bench: --backend {b}: the in-memory scenario has no sockets (--backend auto)");
+        return ExitCode::from(2);
+    }
+    let opts = InMemoryOptions {
+        payload: m.payload,
+        warmup: m.warmup,
+        duration: m.duration,
+    };
+    let report = match in_memory::run(&opts, &mut |line| eprintln!("bench: {line}")) {
+        Ok(r) => r,
+        Err(e) if e.starts_with("--payload") => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("bench: in-memory scenario failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = match serde_json::to_string_pretty(&report) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("bench: cannot encode the report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{json}");
+    let path = m.output.clone().unwrap_or_else(|| {
+        results_dir().join(format!("macro-{}-{}.json", m.scenario.name(), m.payload))
+    });
+    match write_report(&path, &(json + "\n")) {
+        Ok(()) => {
+            eprintln!("bench: wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The arguments as a shell would need them typed.
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_command_quotes_what_needs_it() {
+        let args = [
+            "--macro",
+            "in-memory",
+            "--output",
+            "my file.json",
+            "--warmup",
+            "00:00:01",
+        ];
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            shell_words(&args),
+            "--macro in-memory --output 'my file.json' --warmup 00:00:01"
+        );
+    }
+}
