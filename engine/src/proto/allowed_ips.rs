@@ -1,58 +1,168 @@
 //! Cryptokey routing: which peer owns an address, by longest-prefix match over the peers' allowed IPs.
 //!
-//! One hash map per prefix length that is in use, probed from the longest length down: a lookup costs
-//! at most one probe per distinct length (33 for IPv4, 129 for IPv6), and usually a handful.
+//! A path-compressed binary trie per address family (the shape of wireguard-go's `allowedips.go`):
+//! every node holds a prefix, and a node exists only where a route ends or two routes part, so a
+//! lookup visits at most one node per distinct prefix on its path: about log2(routes), not one probe
+//! per prefix length. IPv4 keys are left-aligned in a `u128`, so both families share the code.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::PeerId;
 use crate::config::AllowedIp;
 
-#[derive(Debug, Default, Clone)]
-struct Family {
-    /// Prefix lengths in use, longest first.
-    lengths: Vec<u8>,
-    /// (length, masked address) → peer.
-    routes: HashMap<(u8, u128), PeerId>,
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+struct Node {
+    /// The prefix, left-aligned, host bits zero.
+    key: u128,
+    len: u8,
+    peer: Option<PeerId>,
+    child: [u32; 2],
 }
 
-impl Family {
-    fn insert(&mut self, bits: u8, addr: u128, len: u8, peer: PeerId) -> Option<PeerId> {
-        let key = (len, mask(addr, bits, len));
-        let old = self.routes.insert(key, peer);
-        if !self.lengths.contains(&len) {
-            self.lengths.push(len);
-            self.lengths.sort_unstable_by(|a, b| b.cmp(a));
-        }
-        old
-    }
-
-    fn lookup(&self, bits: u8, addr: u128) -> Option<PeerId> {
-        self.lengths
-            .iter()
-            .find_map(|&len| self.routes.get(&(len, mask(addr, bits, len))).copied())
-    }
-}
-
-fn mask(addr: u128, bits: u8, len: u8) -> u128 {
+fn prefix_mask(len: u8) -> u128 {
     if len == 0 {
-        return 0;
-    }
-    let host_bits = u32::from(bits.saturating_sub(len));
-    let all = if bits == 128 {
-        u128::MAX
+        0
     } else {
-        (1u128 << bits) - 1
-    };
-    addr & all & !((1u128 << host_bits) - 1)
+        u128::MAX << (128 - u32::from(len.min(128)))
+    }
+}
+
+/// Bit `i` (0 = most significant) of `key`.
+fn bit(key: u128, i: u8) -> usize {
+    if i >= 128 {
+        0
+    } else {
+        ((key >> (127 - u32::from(i))) & 1) as usize
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Trie {
+    nodes: Vec<Node>,
+    root: u32,
+}
+
+impl Default for Trie {
+    fn default() -> Self {
+        Trie {
+            nodes: Vec::new(),
+            root: NONE,
+        }
+    }
+}
+
+impl Trie {
+    fn push(&mut self, key: u128, len: u8, peer: Option<PeerId>) -> u32 {
+        self.nodes.push(Node {
+            key,
+            len,
+            peer,
+            child: [NONE; 2],
+        });
+        (self.nodes.len() - 1) as u32
+    }
+
+    fn node(&self, i: u32) -> Option<&Node> {
+        self.nodes.get(i as usize)
+    }
+
+    /// Points `parent`'s link (or the root) at `to`.
+    fn relink(&mut self, parent: Option<(u32, usize)>, to: u32) {
+        match parent {
+            None => self.root = to,
+            Some((p, b)) => {
+                if let Some(slot) = self
+                    .nodes
+                    .get_mut(p as usize)
+                    .and_then(|n| n.child.get_mut(b))
+                {
+                    *slot = to;
+                }
+            }
+        }
+    }
+
+    fn set_child(&mut self, node: u32, b: usize, to: u32) {
+        if let Some(slot) = self
+            .nodes
+            .get_mut(node as usize)
+            .and_then(|n| n.child.get_mut(b))
+        {
+            *slot = to;
+        }
+    }
+
+    fn insert(&mut self, key: u128, len: u8, peer: PeerId) -> Option<PeerId> {
+        let key = key & prefix_mask(len);
+        let mut parent: Option<(u32, usize)> = None;
+        let mut cur = self.root;
+        loop {
+            let Some(node) = self.node(cur).cloned() else {
+                let leaf = self.push(key, len, Some(peer));
+                self.relink(parent, leaf);
+                return None;
+            };
+            let common = ((node.key ^ key).leading_zeros() as u8)
+                .min(node.len)
+                .min(len);
+            if common < node.len {
+                // The new prefix parts from this node's above it: split.
+                let joint = if common == len {
+                    // The new prefix is an ancestor of the node.
+                    self.push(key, len, Some(peer))
+                } else {
+                    let joint = self.push(key & prefix_mask(common), common, None);
+                    let leaf = self.push(key, len, Some(peer));
+                    self.set_child(joint, bit(key, common), leaf);
+                    joint
+                };
+                self.set_child(joint, bit(node.key, common), cur);
+                self.relink(parent, joint);
+                return None;
+            }
+            if len == node.len {
+                let old = self
+                    .nodes
+                    .get_mut(cur as usize)
+                    .and_then(|n| n.peer.replace(peer));
+                return old;
+            }
+            let b = bit(key, node.len);
+            parent = Some((cur, b));
+            cur = node.child.get(b).copied().unwrap_or(NONE);
+        }
+    }
+
+    fn lookup(&self, key: u128) -> Option<PeerId> {
+        let mut best = None;
+        let mut cur = self.root;
+        while let Some(node) = self.node(cur) {
+            if key & prefix_mask(node.len) != node.key {
+                break;
+            }
+            if node.peer.is_some() {
+                best = node.peer;
+            }
+            if node.len >= 128 {
+                break;
+            }
+            cur = node.child.get(bit(key, node.len)).copied().unwrap_or(NONE);
+        }
+        best
+    }
+}
+
+fn v4_key(a: std::net::Ipv4Addr) -> u128 {
+    u128::from(u32::from(a)) << 96
 }
 
 /// The allowed-IPs table of all peers.
 #[derive(Debug, Default, Clone)]
 pub struct AllowedIps {
-    v4: Family,
-    v6: Family,
+    v4: Trie,
+    v6: Trie,
 }
 
 impl AllowedIps {
@@ -64,18 +174,16 @@ impl AllowedIps {
     /// Routes `net` to `peer`; returns the peer that held exactly this prefix before, if any.
     pub fn insert(&mut self, net: AllowedIp, peer: PeerId) -> Option<PeerId> {
         match net.addr() {
-            IpAddr::V4(a) => self
-                .v4
-                .insert(32, u128::from(u32::from(a)), net.prefix_len(), peer),
-            IpAddr::V6(a) => self.v6.insert(128, u128::from(a), net.prefix_len(), peer),
+            IpAddr::V4(a) => self.v4.insert(v4_key(a), net.prefix_len(), peer),
+            IpAddr::V6(a) => self.v6.insert(u128::from(a), net.prefix_len(), peer),
         }
     }
 
     /// The peer whose allowed IPs hold `addr` with the longest prefix.
     pub fn lookup(&self, addr: IpAddr) -> Option<PeerId> {
         match addr {
-            IpAddr::V4(a) => self.v4.lookup(32, u128::from(u32::from(a))),
-            IpAddr::V6(a) => self.v6.lookup(128, u128::from(a)),
+            IpAddr::V4(a) => self.v4.lookup(v4_key(a)),
+            IpAddr::V6(a) => self.v6.lookup(u128::from(a)),
         }
     }
 }
