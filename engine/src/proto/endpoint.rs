@@ -365,7 +365,7 @@ impl Endpoint {
                 to,
                 peer.keypairs
                     .current
-                    .as_deref_mut()
+                    .as_mut()
                     .filter(|k| k.can_send(now)),
             ) {
                 if let Some(staged) = peer.staged.pop_front() {

@@ -129,9 +129,9 @@ pub(crate) enum Slot {
 /// A peer's keypairs. Indices of keypairs that leave are returned so the caller frees them.
 #[derive(Debug, Default)]
 pub(crate) struct Keypairs {
-    pub(crate) current: Option<Box<Keypair>>,
-    pub(crate) previous: Option<Box<Keypair>>,
-    pub(crate) next: Option<Box<Keypair>>,
+    pub(crate) current: Option<Keypair>,
+    pub(crate) previous: Option<Keypair>,
+    pub(crate) next: Option<Keypair>,
 }
 
 /// Local indices freed by a rotation (at most two keypairs leave at once).
@@ -140,7 +140,7 @@ pub(crate) type Retired = [Option<u32>; 2];
 impl Keypairs {
     pub(crate) fn slot_of(&self, local_index: u32) -> Option<Slot> {
         let is =
-            |k: &Option<Box<Keypair>>| k.as_ref().is_some_and(|k| k.local_index == local_index);
+            |k: &Option<Keypair>| k.as_ref().is_some_and(|k| k.local_index == local_index);
         if is(&self.current) {
             Some(Slot::Current)
         } else if is(&self.next) {
@@ -154,9 +154,9 @@ impl Keypairs {
 
     pub(crate) fn get_mut(&mut self, slot: Slot) -> Option<&mut Keypair> {
         match slot {
-            Slot::Current => self.current.as_deref_mut(),
-            Slot::Previous => self.previous.as_deref_mut(),
-            Slot::Next => self.next.as_deref_mut(),
+            Slot::Current => self.current.as_mut(),
+            Slot::Previous => self.previous.as_mut(),
+            Slot::Next => self.next.as_mut(),
         }
     }
 
@@ -171,13 +171,13 @@ impl Keypairs {
             let old_previous = core::mem::replace(&mut self.previous, self.current.take());
             retired[0] = old_previous.map(|k| k.local_index);
         }
-        self.current = Some(Box::new(kp));
+        self.current = Some(kp);
         retired
     }
 
     /// The responder's new keypair waits as `next` until confirmed.
     pub(crate) fn install_responder(&mut self, kp: Keypair) -> Retired {
-        let old_next = self.next.replace(Box::new(kp)).map(|k| k.local_index);
+        let old_next = self.next.replace(kp).map(|k| k.local_index);
         let old_previous = self.previous.take().map(|k| k.local_index);
         [old_next, old_previous]
     }

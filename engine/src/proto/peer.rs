@@ -97,7 +97,7 @@ impl Peer {
     pub(crate) fn sending_keypair(&mut self, now: Instant) -> Option<&mut Keypair> {
         self.keypairs
             .current
-            .as_deref_mut()
+            .as_mut()
             .filter(|k| k.can_send(now))
     }
 
