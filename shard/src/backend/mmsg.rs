@@ -15,13 +15,6 @@ use crate::config::{BackendKind, HEADROOM};
 use crate::handler::{Outgoing, RecvBatch, RecvMeta, SendBatch};
 use crate::stats::ShardStats;
 
-/// Per-socket offload state.
-#[derive(Debug, Clone, Copy)]
-struct SocketOffload {
-    gso: bool,
-    gro: bool,
-}
-
 /// Storage for one batch of message headers, reused by every call.
 struct Slots {
     hdrs: Vec<libc::mmsghdr>,
@@ -53,7 +46,7 @@ impl Slots {
 /// The mmsg backend of one shard.
 pub(crate) struct MmsgIo {
     sockets: ShardSockets,
-    offload: Vec<SocketOffload>,
+    offload: Vec<Offload>,
     waker_fd: RawFd,
     batch: usize,
     slots: Slots,
@@ -93,7 +86,7 @@ impl MmsgIo {
                         false
                     }
                 };
-                SocketOffload {
+                Offload {
                     gso: gso && gso::gso_supported(fd),
                     gro,
                 }
@@ -335,10 +328,7 @@ impl Io for MmsgIo {
     }
 
     fn offload(&self) -> Offload {
-        Offload {
-            gso: !self.offload.is_empty() && self.offload.iter().all(|o| o.gso),
-            gro: !self.offload.is_empty() && self.offload.iter().all(|o| o.gro),
-        }
+        Offload::all(&self.offload)
     }
 
     fn recv(

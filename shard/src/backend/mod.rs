@@ -27,6 +27,16 @@ pub struct Offload {
     pub gro: bool,
 }
 
+impl Offload {
+    /// On for the shard only when on for every one of its sockets.
+    pub(crate) fn all(per_socket: &[Offload]) -> Offload {
+        Offload {
+            gso: !per_socket.is_empty() && per_socket.iter().all(|o| o.gso),
+            gro: !per_socket.is_empty() && per_socket.iter().all(|o| o.gro),
+        }
+    }
+}
+
 /// A shard's sockets: one per listen address, non-blocking, in the order of the configuration.
 #[derive(Debug)]
 pub(crate) struct ShardSockets {

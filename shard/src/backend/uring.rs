@@ -101,13 +101,6 @@ fn is_transient(errno: i32) -> bool {
     )
 }
 
-/// Per-socket offload state.
-#[derive(Debug, Clone, Copy)]
-struct SocketOffload {
-    gso: bool,
-    gro: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RecvState {
     /// Not in the ring; `buf` may hold a buffer to re-arm with.
@@ -165,7 +158,7 @@ pub(crate) struct UringIo {
     // its completion before anything is freed, and leaks the memory if the kernel does not confirm.
     ring: IoUring,
     sockets: ShardSockets,
-    offload: Vec<SocketOffload>,
+    offload: Vec<Offload>,
     waker_fd: RawFd,
     /// The eventfd read's 8-byte target; boxed so its address never changes.
     waker_buf: Box<u64>,
@@ -239,7 +232,7 @@ impl UringIo {
                             false
                         }
                     };
-                SocketOffload {
+                Offload {
                     gso: gso && gso::gso_supported(fd),
                     gro,
                 }
@@ -576,10 +569,7 @@ impl Io for UringIo {
     }
 
     fn offload(&self) -> Offload {
-        Offload {
-            gso: !self.offload.is_empty() && self.offload.iter().all(|o| o.gso),
-            gro: !self.offload.is_empty() && self.offload.iter().all(|o| o.gro),
-        }
+        Offload::all(&self.offload)
     }
 
     fn recv(
