@@ -363,10 +363,7 @@ impl Endpoint {
             let to = peer.endpoint;
             if let (Some(to), Some(kp)) = (
                 to,
-                peer.keypairs
-                    .current
-                    .as_mut()
-                    .filter(|k| k.can_send(now)),
+                peer.keypairs.current.as_mut().filter(|k| k.can_send(now)),
             ) {
                 if let Some(staged) = peer.staged.pop_front() {
                     let len = staged.len();

@@ -139,8 +139,7 @@ pub(crate) type Retired = [Option<u32>; 2];
 
 impl Keypairs {
     pub(crate) fn slot_of(&self, local_index: u32) -> Option<Slot> {
-        let is =
-            |k: &Option<Keypair>| k.as_ref().is_some_and(|k| k.local_index == local_index);
+        let is = |k: &Option<Keypair>| k.as_ref().is_some_and(|k| k.local_index == local_index);
         if is(&self.current) {
             Some(Slot::Current)
         } else if is(&self.next) {

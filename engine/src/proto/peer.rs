@@ -95,10 +95,7 @@ impl Peer {
 
     /// The current keypair if it may send at `now`.
     pub(crate) fn sending_keypair(&mut self, now: Instant) -> Option<&mut Keypair> {
-        self.keypairs
-            .current
-            .as_mut()
-            .filter(|k| k.can_send(now))
+        self.keypairs.current.as_mut().filter(|k| k.can_send(now))
     }
 
     /// Holds a copy of `packet` until a session exists; drops the oldest when full.
