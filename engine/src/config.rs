@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::proto::constants::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_MTU, DEFAULT_RATE_LIMIT_ENTRIES, DEFAULT_STAGED_PACKETS,
-    MAX_MTU, MIN_MTU,
+    MAX_MTU, MIN_MTU, ProtocolTimes,
 };
 
 /// A configuration value that cannot be used.
@@ -268,6 +268,7 @@ pub struct EndpointConfig {
     pub(crate) event_capacity: usize,
     pub(crate) rate_limit_entries: usize,
     pub(crate) data_shards: u8,
+    pub(crate) times: ProtocolTimes,
 }
 
 impl EndpointConfig {
@@ -282,6 +283,7 @@ impl EndpointConfig {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             rate_limit_entries: DEFAULT_RATE_LIMIT_ENTRIES,
             data_shards: 1,
+            times: ProtocolTimes::default(),
         }
     }
 
@@ -312,6 +314,7 @@ pub struct EndpointConfigBuilder {
     event_capacity: usize,
     rate_limit_entries: usize,
     data_shards: u8,
+    times: ProtocolTimes,
 }
 
 impl EndpointConfigBuilder {
@@ -359,6 +362,13 @@ impl EndpointConfigBuilder {
         self
     }
 
+    /// The protocol's time constants; default the specification's. Tests shrink them with
+    /// [`ProtocolTimes::scaled`] to run rekeys in seconds; anything else changes wire behaviour.
+    pub fn protocol_times(mut self, times: ProtocolTimes) -> Self {
+        self.times = times;
+        self
+    }
+
     /// Validates and freezes the configuration.
     ///
     /// # Errors
@@ -371,6 +381,15 @@ impl EndpointConfigBuilder {
                 "mtu",
                 self.mtu,
                 format!("must be between {MIN_MTU} and {MAX_MTU}"),
+            ));
+        }
+        if self.times.rekey_timeout.is_zero()
+            || self.times.reject_after_time <= self.times.rekey_after_time
+        {
+            return Err(ConfigError::invalid(
+                "protocol_times",
+                format!("{:?}", self.times),
+                "needs a non-zero rekey timeout and reject-after longer than rekey-after",
             ));
         }
         if self.data_shards == 0 || self.data_shards > 254 {
@@ -412,6 +431,7 @@ impl EndpointConfigBuilder {
             event_capacity: self.event_capacity,
             rate_limit_entries: self.rate_limit_entries,
             data_shards: self.data_shards,
+            times: self.times,
         })
     }
 }

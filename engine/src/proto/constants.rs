@@ -60,3 +60,65 @@ pub const DEFAULT_STAGED_PACKETS: usize = 128;
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// Default number of sources the under-load rate limiter tracks (kernel: 65,536 entries at most).
 pub const DEFAULT_RATE_LIMIT_ENTRIES: usize = 65_536;
+
+/// The protocol's time constants as one value, so tests can shrink them together (a timer scale) while
+/// production uses the specification's. Changing them changes behaviour on the wire: only tests and
+/// benchmarks should.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolTimes {
+    /// REKEY_AFTER_TIME.
+    pub rekey_after_time: Duration,
+    /// REJECT_AFTER_TIME.
+    pub reject_after_time: Duration,
+    /// REKEY_ATTEMPT_TIME.
+    pub rekey_attempt_time: Duration,
+    /// REKEY_TIMEOUT.
+    pub rekey_timeout: Duration,
+    /// KEEPALIVE_TIMEOUT.
+    pub keepalive_timeout: Duration,
+    /// COOKIE_REFRESH_TIME.
+    pub cookie_refresh_time: Duration,
+    /// The minimum spacing of accepted initiations from one peer.
+    pub initiation_rate: Duration,
+    /// The largest retransmission jitter.
+    pub jitter_max: Duration,
+}
+
+impl Default for ProtocolTimes {
+    fn default() -> Self {
+        ProtocolTimes {
+            rekey_after_time: REKEY_AFTER_TIME,
+            reject_after_time: REJECT_AFTER_TIME,
+            rekey_attempt_time: REKEY_ATTEMPT_TIME,
+            rekey_timeout: REKEY_TIMEOUT,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
+            cookie_refresh_time: COOKIE_REFRESH_TIME,
+            initiation_rate: HANDSHAKE_INITIATION_RATE,
+            jitter_max: REKEY_TIMEOUT_JITTER_MAX,
+        }
+    }
+}
+
+impl ProtocolTimes {
+    /// Every time multiplied by `factor` (e.g. 0.01 turns a 120 s rekey into 1.2 s).
+    pub fn scaled(factor: f64) -> Self {
+        let s = |d: Duration| d.mul_f64(factor.max(0.0));
+        let d = ProtocolTimes::default();
+        ProtocolTimes {
+            rekey_after_time: s(d.rekey_after_time),
+            reject_after_time: s(d.reject_after_time),
+            rekey_attempt_time: s(d.rekey_attempt_time),
+            rekey_timeout: s(d.rekey_timeout),
+            keepalive_timeout: s(d.keepalive_timeout),
+            cookie_refresh_time: s(d.cookie_refresh_time),
+            initiation_rate: s(d.initiation_rate),
+            jitter_max: s(d.jitter_max),
+        }
+    }
+
+    /// Retransmissions before a handshake is given up: REKEY_ATTEMPT_TIME / REKEY_TIMEOUT.
+    pub fn max_handshake_attempts(&self) -> u32 {
+        let timeout = self.rekey_timeout.as_nanos().max(1);
+        (self.rekey_attempt_time.as_nanos() / timeout) as u32
+    }
+}

@@ -5,14 +5,14 @@
 //! peer (fills mac1/mac2 of what we send it; stores the cookie it gives us).
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pnet_mesh_crypto::blake2s::mac;
 use pnet_mesh_crypto::rng::Rng;
 use pnet_mesh_crypto::{constant_time_eq, xaead};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::constants::{COOKIE_REFRESH_TIME, REKEY_TIMEOUT};
+use super::constants::ProtocolTimes;
 use super::wire::{COOKIE_REPLY_LEN, CookieReply, MAC_LEN};
 
 /// Checks the MACs of handshake messages sent to us and answers with cookies under load.
@@ -24,15 +24,18 @@ pub(crate) struct CookieChecker {
     secret: [u8; 32],
     #[zeroize(skip)]
     secret_born: Option<Instant>,
+    #[zeroize(skip)]
+    refresh: Duration,
 }
 
 impl CookieChecker {
-    pub(crate) fn new(mac1_key: [u8; 32], cookie_key: [u8; 32]) -> Self {
+    pub(crate) fn new(mac1_key: [u8; 32], cookie_key: [u8; 32], times: &ProtocolTimes) -> Self {
         CookieChecker {
             mac1_key,
             cookie_key,
             secret: [0; 32],
             secret_born: None,
+            refresh: times.cookie_refresh_time,
         }
     }
 
@@ -100,7 +103,7 @@ impl CookieChecker {
     fn cookie_for(&mut self, now: Instant, rng: &mut dyn Rng, from: SocketAddr) -> [u8; MAC_LEN] {
         let stale = self
             .secret_born
-            .is_none_or(|born| now.saturating_duration_since(born) >= COOKIE_REFRESH_TIME);
+            .is_none_or(|born| now.saturating_duration_since(born) >= self.refresh);
         if stale {
             rng.fill_bytes(&mut self.secret);
             self.secret_born = Some(now);
@@ -127,6 +130,9 @@ pub(crate) struct CookieGenerator {
     /// (kernel `have_sent_mac1`).
     #[zeroize(skip)]
     have_sent_mac1: bool,
+    /// How long a received cookie is used: COOKIE_REFRESH_TIME − REKEY_TIMEOUT, as the kernel.
+    #[zeroize(skip)]
+    cookie_lifetime: Duration,
 }
 
 /// Why a cookie reply was not taken.
@@ -139,7 +145,7 @@ pub(crate) enum CookieReplyError {
 }
 
 impl CookieGenerator {
-    pub(crate) fn new(mac1_key: [u8; 32], cookie_key: [u8; 32]) -> Self {
+    pub(crate) fn new(mac1_key: [u8; 32], cookie_key: [u8; 32], times: &ProtocolTimes) -> Self {
         CookieGenerator {
             mac1_key,
             cookie_key,
@@ -147,6 +153,9 @@ impl CookieGenerator {
             cookie_born: None,
             last_mac1: [0; MAC_LEN],
             have_sent_mac1: false,
+            cookie_lifetime: times
+                .cookie_refresh_time
+                .saturating_sub(times.rekey_timeout),
         }
     }
 
@@ -163,9 +172,9 @@ impl CookieGenerator {
         self.last_mac1 = mac1;
         self.have_sent_mac1 = true;
         // The kernel stops using a cookie a little before the responder's secret rotates.
-        let fresh = self.cookie_born.is_some_and(|born| {
-            now.saturating_duration_since(born) < COOKIE_REFRESH_TIME - REKEY_TIMEOUT
-        });
+        let fresh = self
+            .cookie_born
+            .is_some_and(|born| now.saturating_duration_since(born) < self.cookie_lifetime);
         let mac2 = match (fresh, msg.get(..mac2_offset)) {
             (true, Some(covered)) => mac(&self.cookie, &[covered]),
             _ => [0; MAC_LEN],

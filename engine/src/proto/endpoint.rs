@@ -9,11 +9,7 @@ use pnet_mesh_crypto::rng::Rng;
 use pnet_mesh_crypto::{PrivateKey, PublicKey, Tai64N};
 
 use super::allowed_ips::AllowedIps;
-use super::constants::{
-    HANDSHAKE_INITIATION_RATE, KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REJECT_AFTER_MESSAGES,
-    REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
-    REKEY_TIMEOUT_JITTER_MAX,
-};
+use super::constants::{REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES};
 use super::cookie::{CookieChecker, CookieReplyError, REPLY_LEN};
 use super::handshake::{self, HandshakeError, Identity, PeerKeys};
 use super::index_table::IndexTable;
@@ -81,7 +77,7 @@ impl Endpoint {
     /// handshake initiations.
     pub fn new(config: Arc<EndpointConfig>, rng: Box<dyn Rng>, now: Instant) -> Self {
         let identity = Identity::new(PrivateKey::from_bytes(*config.private_key.as_bytes()));
-        let checker = CookieChecker::new(identity.mac1_key, identity.cookie_key);
+        let checker = CookieChecker::new(identity.mac1_key, identity.cookie_key, &config.times);
         let mut peers = Vec::with_capacity(config.peers.len());
         let mut by_key = HashMap::with_capacity(config.peers.len());
         let mut routes = AllowedIps::new();
@@ -92,7 +88,12 @@ impl Endpoint {
                 pc.public_key,
                 pc.preshared_key.as_ref().map(|k| *k.as_bytes()),
             );
-            peers.push(Some(Peer::new(keys, pc, config.staged_packets)));
+            peers.push(Some(Peer::new(
+                keys,
+                pc,
+                config.staged_packets,
+                config.times,
+            )));
             by_key.insert(pc.public_key, id);
             for net in &pc.allowed_ips {
                 routes.insert(*net, id);
@@ -279,6 +280,7 @@ impl Endpoint {
         now: Instant,
         pkt: &mut PacketBuf<'_>,
     ) -> Result<Option<Transmit>, SendError> {
+        let rekey_after = self.config.times.rekey_after_time;
         let mtu = usize::from(self.config.mtu);
         let (buf, start, end) = pkt.parts();
         let len = end - start;
@@ -313,7 +315,7 @@ impl Endpoint {
                     needed: PacketBuf::HEADROOM + len + PacketBuf::TAILROOM,
                 })?;
         let total = kp.seal(buf.get_mut(header_at..).unwrap_or_default(), len, mtu)?;
-        let rekey = needs_rekey_on_send(kp, now);
+        let rekey = needs_rekey_on_send(kp, now, rekey_after);
         pkt.set_range(header_at, header_at + total);
         peer.counters.tx_bytes += total as u64;
         peer.counters.tx_packets += 1;
@@ -347,6 +349,7 @@ impl Endpoint {
     /// Writes the next handshake message, keepalive or released staged packet into `out` (at least
     /// 148 bytes, and MTU + 32 for staged packets).
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        let rekey_after = self.config.times.rekey_after_time;
         let mtu = usize::from(self.config.mtu);
         while let Some(&id) = self.work.front() {
             let Some(peer) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
@@ -375,7 +378,7 @@ impl Endpoint {
                         }
                         None => None,
                     };
-                    let rekey = needs_rekey_on_send(kp, now);
+                    let rekey = needs_rekey_on_send(kp, now, rekey_after);
                     peer.spare.push(staged);
                     let Some(total) = sealed else {
                         peer.counters.staged_dropped += 1;
@@ -441,6 +444,7 @@ impl Endpoint {
 
     /// Asks for an initiation to `peer`, at most one per REKEY_TIMEOUT (whitepaper §6.1).
     fn send_initiation(&mut self, now: Instant, peer_id: PeerId, is_retry: bool) {
+        let rekey_timeout = self.config.times.rekey_timeout;
         let Some(peer) = self.peer_mut(peer_id) else {
             return;
         };
@@ -449,7 +453,7 @@ impl Endpoint {
         }
         if peer
             .last_initiation_sent
-            .is_some_and(|t| now.saturating_duration_since(t) < REKEY_TIMEOUT)
+            .is_some_and(|t| now.saturating_duration_since(t) < rekey_timeout)
         {
             return;
         }
@@ -509,12 +513,13 @@ impl Endpoint {
     }
 
     fn on_timer(&mut self, now: Instant, id: PeerId, kind: TimerKind) {
+        let max_attempts = self.config.times.max_handshake_attempts();
         match kind {
             TimerKind::RetransmitHandshake => {
                 let Some(peer) = self.peer_mut(id) else {
                     return;
                 };
-                if peer.timers.handshake_attempts > MAX_TIMER_HANDSHAKES {
+                if peer.timers.handshake_attempts > max_attempts {
                     peer.timers.handshake_given_up(now);
                     peer.drop_staged();
                     peer.want_keepalive = false;
@@ -607,8 +612,14 @@ impl Endpoint {
     }
 
     fn jitter(&mut self) -> Duration {
-        let max = REKEY_TIMEOUT_JITTER_MAX.as_millis() as u32 + 1;
-        Duration::from_millis(u64::from(self.rng.next_u32() % max))
+        let max = self
+            .config
+            .times
+            .jitter_max
+            .as_micros()
+            .min(u128::from(u32::MAX - 1)) as u32
+            + 1;
+        Duration::from_micros(u64::from(self.rng.next_u32() % max))
     }
 
     fn wall_clock(&self, at: Instant) -> SystemTime {
@@ -624,9 +635,9 @@ impl Endpoint {
 
 /// Whether sending on `kp` should start a rekey (whitepaper §6.2: the initiator rekeys after
 /// REKEY_AFTER_TIME or REKEY_AFTER_MESSAGES).
-fn needs_rekey_on_send(kp: &Keypair, now: Instant) -> bool {
+fn needs_rekey_on_send(kp: &Keypair, now: Instant, rekey_after: Duration) -> bool {
     kp.role == Role::Initiator
-        && (now.saturating_duration_since(kp.created) >= REKEY_AFTER_TIME
+        && (now.saturating_duration_since(kp.created) >= rekey_after
             || kp.send_counter() >= REKEY_AFTER_MESSAGES)
 }
 

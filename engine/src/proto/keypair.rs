@@ -3,11 +3,11 @@
 //! The initiator uses a new keypair at once; the responder keeps it as `next` until the first transport
 //! message under it arrives, which proves the initiator has it too (whitepaper §5.4.5).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pnet_mesh_crypto::aead::AeadKey;
 
-use super::constants::{REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME};
+use super::constants::REJECT_AFTER_MESSAGES;
 use super::handshake::SessionKeys;
 use super::replay::ReplayWindow;
 use super::wire::{TAG_LEN, TRANSPORT_HEADER_LEN, TransportHeader};
@@ -24,6 +24,8 @@ pub(crate) struct Keypair {
     pub(crate) remote_index: u32,
     pub(crate) created: Instant,
     pub(crate) role: Role,
+    /// REJECT_AFTER_TIME as configured.
+    reject_after: Duration,
 }
 
 impl core::fmt::Debug for Keypair {
@@ -44,6 +46,7 @@ impl Keypair {
         remote_index: u32,
         created: Instant,
         role: Role,
+        reject_after: Duration,
     ) -> Self {
         Keypair {
             send: AeadKey::new(&keys.send),
@@ -54,6 +57,7 @@ impl Keypair {
             remote_index,
             created,
             role,
+            reject_after,
         }
     }
 
@@ -64,7 +68,7 @@ impl Keypair {
 
     /// Older than REJECT_AFTER_TIME: never used again in either direction.
     pub(crate) fn is_expired(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.created) >= REJECT_AFTER_TIME
+        now.saturating_duration_since(self.created) >= self.reject_after
     }
 
     pub(crate) fn send_counter(&self) -> u64 {

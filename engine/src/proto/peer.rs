@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use pnet_mesh_crypto::Tai64N;
 
+use super::constants::ProtocolTimes;
 use super::cookie::CookieGenerator;
 use super::handshake::{InitiationState, PeerKeys};
 use super::keypair::{Keypair, Keypairs};
@@ -54,8 +55,13 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(keys: PeerKeys, config: &PeerConfig, staged_capacity: usize) -> Self {
-        let cookies = CookieGenerator::new(keys.mac1_key, keys.cookie_key);
+    pub(crate) fn new(
+        keys: PeerKeys,
+        config: &PeerConfig,
+        staged_capacity: usize,
+        times: ProtocolTimes,
+    ) -> Self {
+        let cookies = CookieGenerator::new(keys.mac1_key, keys.cookie_key, &times);
         Peer {
             keys,
             cookies,
@@ -70,6 +76,7 @@ impl Peer {
                 config
                     .persistent_keepalive
                     .map(|s| Duration::from_secs(u64::from(s))),
+                times,
             ),
             staged: VecDeque::with_capacity(staged_capacity.min(16)),
             staged_capacity,

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::constants::{KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT};
+use super::constants::ProtocolTimes;
 
 /// The timers a peer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,12 +94,14 @@ pub(crate) struct Timers {
     /// Whether the receive-side "rekey before reject" handshake was already started for this keypair.
     pub(crate) sent_last_minute_handshake: bool,
     persistent_keepalive: Option<Duration>,
+    times: ProtocolTimes,
 }
 
 impl Timers {
-    pub(crate) fn new(persistent_keepalive: Option<Duration>) -> Self {
+    pub(crate) fn new(persistent_keepalive: Option<Duration>, times: ProtocolTimes) -> Self {
         Timers {
             persistent_keepalive,
+            times,
             ..Default::default()
         }
     }
@@ -117,11 +119,15 @@ impl Timers {
             TimerKind::SendKeepalive => a
                 .unanswered_received
                 .filter(|t| self.fired_keepalive != Some(*t))
-                .map(|t| t + KEEPALIVE_TIMEOUT),
+                .map(|t| t + self.times.keepalive_timeout),
             TimerKind::NewHandshake => a
                 .unanswered_sent
                 .filter(|t| self.fired_new_handshake != Some(*t))
-                .map(|t| t + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + self.new_handshake_jitter),
+                .map(|t| {
+                    t + self.times.keepalive_timeout
+                        + self.times.rekey_timeout
+                        + self.new_handshake_jitter
+                }),
             TimerKind::PersistentKeepalive => {
                 let interval = self.persistent_keepalive?;
                 a.last_traversal
@@ -163,7 +169,7 @@ impl Timers {
 
     /// Call after sending a handshake initiation.
     pub(crate) fn handshake_initiated(&mut self, now: Instant, jitter: Duration) {
-        self.retransmit = Some(now + REKEY_TIMEOUT + jitter);
+        self.retransmit = Some(now + self.times.rekey_timeout + jitter);
     }
 
     /// Call after a handshake completes (response consumed, or the responder's keypair confirmed).
@@ -175,7 +181,7 @@ impl Timers {
 
     /// Call after a new session's keys are derived.
     pub(crate) fn session_derived(&mut self, now: Instant) {
-        self.zero_keys = Some(now + REJECT_AFTER_TIME * 3);
+        self.zero_keys = Some(now + self.times.reject_after_time * 3);
     }
 
     /// Call when a handshake is given up: no keepalive for it, and keys are erased later unless a
@@ -183,7 +189,7 @@ impl Timers {
     pub(crate) fn handshake_given_up(&mut self, now: Instant) {
         self.fired_keepalive = self.activity.unanswered_received;
         if self.zero_keys.is_none() {
-            self.zero_keys = Some(now + REJECT_AFTER_TIME * 3);
+            self.zero_keys = Some(now + self.times.reject_after_time * 3);
         }
     }
 }
@@ -195,7 +201,7 @@ mod tests {
     #[test]
     fn derived_deadlines_follow_activity() {
         let t0 = Instant::now();
-        let mut t = Timers::new(Some(Duration::from_secs(25)));
+        let mut t = Timers::new(Some(Duration::from_secs(25)), ProtocolTimes::default());
         assert_eq!(t.next_deadline(), None);
         t.activity.data_sent(t0);
         t.activity.data_sent(t0 + Duration::from_secs(3));

@@ -23,7 +23,7 @@ impl Endpoint {
             config.public_key,
             config.preshared_key.as_ref().map(|k| *k.as_bytes()),
         );
-        let peer = Peer::new(keys, &config, self.config.staged_packets);
+        let peer = Peer::new(keys, &config, self.config.staged_packets, self.config.times);
         match self.peers.get_mut(slot) {
             Some(s) => *s = Some(peer),
             None => self.peers.push(Some(peer)),

@@ -36,7 +36,7 @@ impl Endpoint {
         }
         if peer
             .last_initiation_consumed
-            .is_some_and(|t| now.saturating_duration_since(t) < HANDSHAKE_INITIATION_RATE)
+            .is_some_and(|t| now.saturating_duration_since(t) < self.config.times.initiation_rate)
         {
             return Err(DropReason::InitiationFlood);
         }
@@ -67,7 +67,14 @@ impl Endpoint {
         peer.cookies.add_macs(now, reply, Response::MAC1_OFFSET);
         peer.last_timestamp = consumed.timestamp;
         peer.last_initiation_consumed = Some(now);
-        let keypair = Keypair::new(&keys, local_index, msg.sender, now, Role::Responder);
+        let keypair = Keypair::new(
+            &keys,
+            local_index,
+            msg.sender,
+            now,
+            Role::Responder,
+            self.config.times.reject_after_time,
+        );
         let retired = peer.keypairs.install_responder(keypair);
         peer.counters.rx_bytes += INITIATION_LEN as u64;
         peer.counters.tx_bytes += RESPONSE_LEN as u64;
@@ -106,7 +113,14 @@ impl Endpoint {
             .map_err(handshake_drop)?;
         // Authenticated: commit.
         peer.handshake = None;
-        let keypair = Keypair::new(&keys, msg.receiver, msg.sender, now, Role::Initiator);
+        let keypair = Keypair::new(
+            &keys,
+            msg.receiver,
+            msg.sender,
+            now,
+            Role::Initiator,
+            self.config.times.reject_after_time,
+        );
         let retired = peer.keypairs.install_initiator(keypair);
         peer.counters.rx_bytes += RESPONSE_LEN as u64;
         peer.timers.activity.authenticated_received(now);
@@ -167,6 +181,7 @@ impl Endpoint {
         from: SocketAddr,
         buf: &'b mut [u8],
     ) -> Datagram<'b> {
+        let times = self.config.times;
         let header = match TransportHeader::parse(buf) {
             Ok(h) => h,
             Err(e) => return self.dropped(wire_drop(e)),
@@ -214,7 +229,9 @@ impl Endpoint {
         let current_is_old_initiator = peer.keypairs.current.as_ref().is_some_and(|k| {
             k.role == Role::Initiator
                 && now.saturating_duration_since(k.created)
-                    >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+                    >= times
+                        .reject_after_time
+                        .saturating_sub(times.keepalive_timeout + times.rekey_timeout)
         });
         peer.counters.rx_bytes += datagram_len as u64;
         peer.counters.rx_packets += 1;

@@ -9,6 +9,7 @@ use pnet_mesh_crypto::rng::SeededRng;
 
 use super::*;
 use crate::PeerConfig;
+use crate::proto::constants::*;
 
 const A_ADDR: &str = "192.0.2.1:1000";
 const B_ADDR: &str = "192.0.2.2:2000";
@@ -634,4 +635,104 @@ fn a_new_psk_applies_from_the_next_handshake() {
     p.b.update_peer(PEER, b_side).unwrap();
     p.now += REKEY_TIMEOUT;
     p.handshake();
+}
+
+#[test]
+fn traffic_continues_across_rekeys_with_a_timer_scale_and_loses_nothing() {
+    let now = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let times = ProtocolTimes::scaled(0.01); // rekey after 1.2 s, reject after 1.8 s
+    let a_key = PrivateKey::generate(&mut SeededRng::new(10));
+    let b_key = PrivateKey::generate(&mut SeededRng::new(20));
+    let a_addr: SocketAddr = A_ADDR.parse().unwrap();
+    let b_addr: SocketAddr = B_ADDR.parse().unwrap();
+    let cfg = |own: &PrivateKey, peer: &PrivateKey, ep: SocketAddr, net: &str| {
+        EndpointConfig::builder(own.clone())
+            .clock_anchor(now, wall)
+            .data_shards(2)
+            .protocol_times(times)
+            .peer(
+                PeerConfig::new(peer.public_key())
+                    .endpoint(ep)
+                    .allowed_ip(net.parse().unwrap()),
+            )
+            .build()
+            .unwrap()
+    };
+    let mut p = Pair {
+        a: Endpoint::new(
+            Arc::new(cfg(&a_key, &b_key, b_addr, "10.0.0.2/32")),
+            Box::new(SeededRng::new(1)),
+            now,
+        ),
+        b: Endpoint::new(
+            Arc::new(cfg(&b_key, &a_key, a_addr, "10.0.0.1/32")),
+            Box::new(SeededRng::new(2)),
+            now,
+        ),
+        now,
+        a_addr,
+        b_addr,
+    };
+    p.handshake();
+    let (mut sent, mut delivered, mut rotations) = (0u32, 0u32, 0u32);
+    let mut buf = vec![0u8; 256];
+    // 8 virtual seconds, a packet each way every 10 ms.
+    for _ in 0..800 {
+        p.advance(Duration::from_millis(10));
+        for (from_a, pkt) in [
+            (true, packet("10.0.0.1:1", "10.0.0.2:2", 80)),
+            (false, packet("10.0.0.2:2", "10.0.0.1:1", 80)),
+        ] {
+            let (src, dst, from) = if from_a {
+                (&mut p.a, &mut p.b, p.a_addr)
+            } else {
+                (&mut p.b, &mut p.a, p.b_addr)
+            };
+            let mut pb = PacketBuf::copy_from(&mut buf, &pkt).unwrap();
+            sent += 1;
+            let mut wire: Vec<Vec<u8>> = Vec::new();
+            if let Some(t) = src.send_packet(p.now, &mut pb).unwrap() {
+                wire.push(pb.datagram()[..t.len].to_vec());
+            }
+            // Handshake messages and packets held during a rekey flow until both sides are quiet.
+            wire.extend(drain(src, p.now));
+            let mut back = Vec::new();
+            let mut forth = wire;
+            while !forth.is_empty() || !back.is_empty() {
+                for mut d in forth.drain(..) {
+                    match dst.handle_datagram(p.now, from, &mut d) {
+                        Datagram::Deliver { .. } => delivered += 1,
+                        Datagram::Reply { len, .. } => back.push(d[..len].to_vec()),
+                        Datagram::Consumed => {}
+                        Datagram::Dropped(r) => panic!("dropped: {r:?}"),
+                    }
+                }
+                back.extend(drain(dst, p.now));
+                for mut d in back.drain(..) {
+                    match src.handle_datagram(
+                        p.now,
+                        if from_a { p.b_addr } else { p.a_addr },
+                        &mut d,
+                    ) {
+                        Datagram::Deliver { .. } => delivered += 1,
+                        Datagram::Reply { len, .. } => forth.push(d[..len].to_vec()),
+                        Datagram::Consumed => {}
+                        Datagram::Dropped(r) => panic!("dropped: {r:?}"),
+                    }
+                }
+                forth.extend(drain(src, p.now));
+            }
+        }
+        rotations += events(&mut p.a)
+            .into_iter()
+            .filter(|e| matches!(e, Event::KeypairRotated { .. }))
+            .count() as u32;
+        let _ = events(&mut p.b);
+    }
+    assert!(
+        rotations >= 3,
+        "{rotations} rotations in 8 s with a 1.2 s rekey"
+    );
+    assert_eq!(delivered, sent, "no datagram lost across the rekeys");
 }
