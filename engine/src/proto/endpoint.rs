@@ -14,7 +14,7 @@ use super::cookie::{CookieChecker, CookieReplyError, REPLY_LEN};
 use super::handshake::{self, HandshakeError, Identity, PeerKeys};
 use super::index_table::IndexTable;
 use super::keypair::{Keypair, Slot};
-use super::peer::Peer;
+use super::peer::{Peer, Sealed};
 use super::rate_limit::RateLimiter;
 use super::timers::TimerKind;
 use super::wire::{
@@ -317,9 +317,7 @@ impl Endpoint {
         let total = kp.seal(buf.get_mut(header_at..).unwrap_or_default(), len, mtu)?;
         let rekey = needs_rekey_on_send(kp, now, rekey_after);
         pkt.set_range(header_at, header_at + total);
-        peer.counters.tx_bytes += total as u64;
-        peer.counters.tx_packets += 1;
-        peer.timers.activity.data_sent(now);
+        peer.record_sent(now, total, Sealed::Data);
         if rekey {
             self.send_initiation(now, peer_id, false);
         }
@@ -384,9 +382,7 @@ impl Endpoint {
                         peer.counters.staged_dropped += 1;
                         continue;
                     };
-                    peer.counters.tx_bytes += total as u64;
-                    peer.counters.tx_packets += 1;
-                    peer.timers.activity.data_sent(now);
+                    peer.record_sent(now, total, Sealed::Data);
                     if rekey {
                         self.send_initiation(now, id, false);
                     }
@@ -399,9 +395,7 @@ impl Endpoint {
                 if peer.want_keepalive {
                     peer.want_keepalive = false;
                     if let Ok(total) = kp.seal(out, 0, mtu) {
-                        peer.counters.tx_bytes += total as u64;
-                        peer.counters.tx_packets += 1;
-                        peer.timers.activity.authenticated_sent(now);
+                        peer.record_sent(now, total, Sealed::Keepalive);
                         return Some(Transmit {
                             to,
                             len: total,

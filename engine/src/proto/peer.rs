@@ -13,6 +13,15 @@ use super::keypair::{Keypair, Keypairs};
 use super::timers::Timers;
 use crate::config::{AllowedIp, PeerConfig};
 
+/// What a sealed transport message carried (the timers treat them differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sealed {
+    /// An IP packet.
+    Data,
+    /// Nothing: a keepalive.
+    Keepalive,
+}
+
 /// Counters behind [`PeerStats`](crate::PeerStats).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct PeerCounters {
@@ -98,6 +107,16 @@ impl Peer {
         c.allowed_ips = self.allowed_ips.clone();
         c.persistent_keepalive = self.persistent_keepalive;
         c
+    }
+
+    /// Accounts for a transport message of `len` bytes just sealed for this peer.
+    pub(crate) fn record_sent(&mut self, now: Instant, len: usize, kind: Sealed) {
+        self.counters.tx_bytes += len as u64;
+        self.counters.tx_packets += 1;
+        match kind {
+            Sealed::Data => self.timers.activity.data_sent(now),
+            Sealed::Keepalive => self.timers.activity.authenticated_sent(now),
+        }
     }
 
     /// The current keypair if it may send at `now`.
