@@ -95,15 +95,7 @@ impl Endpoint {
         buf: &mut [u8],
     ) -> Result<Option<usize>, DropReason> {
         let msg = Response::parse(buf).map_err(wire_drop)?;
-        let peer_id = self
-            .indices
-            .get(msg.receiver)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
-        let peer = self
-            .peers
-            .get_mut(peer_id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
+        let (peer_id, peer) = peer_by_index(&self.indices, &mut self.peers, msg.receiver)?;
         let state = peer
             .handshake
             .as_ref()
@@ -157,15 +149,7 @@ impl Endpoint {
         buf: &mut [u8],
     ) -> Result<Option<usize>, DropReason> {
         let msg = CookieReply::parse(buf).map_err(wire_drop)?;
-        let peer_id = self
-            .indices
-            .get(msg.receiver)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
-        let peer = self
-            .peers
-            .get_mut(peer_id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or(DropReason::UnknownReceiverIndex)?;
+        let (_, peer) = peer_by_index(&self.indices, &mut self.peers, msg.receiver)?;
         peer.cookies.consume_reply(now, &msg).map_err(|e| match e {
             CookieReplyError::Unexpected => DropReason::CookieReplyUnexpected,
             CookieReplyError::DecryptFailed => DropReason::CookieReplyDecryptFailed,
@@ -342,4 +326,19 @@ impl Endpoint {
         }
         Ok(None)
     }
+}
+
+/// The peer that was issued our receiver index `index`. A free function over the two fields, so the
+/// caller keeps using the endpoint's other fields (identity, cookies) while it holds the peer.
+fn peer_by_index<'p>(
+    indices: &IndexTable,
+    peers: &'p mut [Option<Peer>],
+    index: u32,
+) -> Result<(PeerId, &'p mut Peer), DropReason> {
+    let peer_id = indices.get(index).ok_or(DropReason::UnknownReceiverIndex)?;
+    let peer = peers
+        .get_mut(peer_id.0 as usize)
+        .and_then(Option::as_mut)
+        .ok_or(DropReason::UnknownReceiverIndex)?;
+    Ok((peer_id, peer))
 }
