@@ -15,13 +15,17 @@
 
 pub mod allowed_ips;
 pub mod constants;
+mod control;
 mod cookie;
+mod data_path;
 mod endpoint;
+mod handoff;
 mod handshake;
 mod index_table;
 pub mod ip;
 mod keypair;
 mod peer;
+mod published;
 mod rate_limit;
 pub mod replay;
 mod timers;
@@ -29,7 +33,10 @@ pub mod wire;
 
 use std::net::SocketAddr;
 
+pub use control::ControlPlane;
+pub use data_path::DataPath;
 pub use endpoint::Endpoint;
+pub use handoff::{DataCommand, DataNotice, KeypairUpdate, PeerHandle};
 pub use index_table::shard_of_index;
 use thiserror::Error;
 
@@ -254,6 +261,13 @@ impl Default for DropCounters {
 }
 
 impl DropCounters {
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &DropCounters) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
+            *mine += theirs;
+        }
+    }
+
     pub(crate) fn count(&mut self, reason: DropReason) {
         if let Some(c) = self.0.get_mut(reason as usize) {
             *c += 1;
@@ -277,4 +291,36 @@ impl DropCounters {
             .map(|r| (*r, self.get(*r)))
             .filter(|(_, n)| *n > 0)
     }
+}
+
+/// The drop reason for a message that failed its wire checks.
+pub(crate) fn wire_drop(e: wire::WireError) -> DropReason {
+    match e {
+        wire::WireError::TooShort { .. } => DropReason::TooShort,
+        wire::WireError::UnknownType(_) => DropReason::UnknownType,
+        wire::WireError::ReservedNonZero => DropReason::ReservedNonZero,
+        _ => DropReason::BadLength,
+    }
+}
+
+/// Checks the IP packet in `pkt` (no larger than `mtu`, its header length matching) and finds the
+/// peer its destination routes to in `routes`.
+///
+/// # Errors
+/// [`SendError::TooLarge`], [`SendError::InvalidPacket`] or [`SendError::NoRoute`].
+pub fn route_packet(
+    routes: &allowed_ips::AllowedIps,
+    mtu: usize,
+    pkt: &PacketBuf<'_>,
+) -> Result<crate::PeerId, SendError> {
+    let payload = pkt.payload();
+    let len = payload.len();
+    if len > mtu {
+        return Err(SendError::TooLarge { len, max: mtu });
+    }
+    if ip::packet_len(payload).map_err(|_| SendError::InvalidPacket)? != len {
+        return Err(SendError::InvalidPacket);
+    }
+    let dst = ip::destination(payload).ok_or(SendError::InvalidPacket)?;
+    routes.lookup(dst).ok_or(SendError::NoRoute(dst))
 }

@@ -39,17 +39,19 @@ const KINDS: [TimerKind; 5] = [
     TimerKind::PersistentKeepalive,
 ];
 
-/// What the data path records about a peer's traffic: three instants, no timers.
+/// What the data path records about a peer's traffic: three instants, no timers (a snapshot of
+/// [`Published`](super::published::Published)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Activity {
     /// First data sent since the peer last said anything authenticated.
-    unanswered_sent: Option<Instant>,
+    pub(crate) unanswered_sent: Option<Instant>,
     /// First data received since we last sent anything authenticated.
-    unanswered_received: Option<Instant>,
+    pub(crate) unanswered_received: Option<Instant>,
     /// Latest authenticated packet either way.
-    last_traversal: Option<Instant>,
+    pub(crate) last_traversal: Option<Instant>,
 }
 
+#[cfg(test)]
 impl Activity {
     /// We sent a transport message with data.
     pub(crate) fn data_sent(&mut self, now: Instant) {
@@ -88,7 +90,6 @@ pub(crate) struct Timers {
     fired_persistent: Option<Instant>,
     /// Jitter of the next "new handshake" deadline, drawn when the previous one fired.
     new_handshake_jitter: Duration,
-    pub(crate) activity: Activity,
     /// Retransmissions of the current handshake.
     pub(crate) handshake_attempts: u32,
     /// Whether the receive-side "rekey before reject" handshake was already started for this keypair.
@@ -111,8 +112,7 @@ impl Timers {
         self.persistent_keepalive = interval;
     }
 
-    fn deadline(&self, kind: TimerKind) -> Option<Instant> {
-        let a = &self.activity;
+    fn deadline(&self, kind: TimerKind, a: &Activity) -> Option<Instant> {
         match kind {
             TimerKind::RetransmitHandshake => self.retransmit,
             TimerKind::ZeroKeyMaterial => self.zero_keys,
@@ -138,31 +138,36 @@ impl Timers {
     }
 
     #[cfg(test)]
-    pub(crate) fn is_pending(&self, kind: TimerKind) -> bool {
-        self.deadline(kind).is_some()
+    pub(crate) fn is_pending(&self, kind: TimerKind, a: &Activity) -> bool {
+        self.deadline(kind, a).is_some()
     }
 
-    /// The earliest deadline.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        KINDS.iter().filter_map(|k| self.deadline(*k)).min()
+    /// The earliest deadline, given the peer's activity.
+    pub(crate) fn next_deadline(&self, a: &Activity) -> Option<Instant> {
+        KINDS.iter().filter_map(|k| self.deadline(*k, a)).min()
     }
 
     /// Takes the first timer due at `now`, disarming it. `jitter` becomes the next "new handshake"
     /// jitter when that timer is the one taken.
-    pub(crate) fn take_expired(&mut self, now: Instant, jitter: Duration) -> Option<TimerKind> {
+    pub(crate) fn take_expired(
+        &mut self,
+        now: Instant,
+        jitter: Duration,
+        a: &Activity,
+    ) -> Option<TimerKind> {
         let kind = KINDS
             .iter()
             .copied()
-            .find(|k| self.deadline(*k).is_some_and(|d| d <= now))?;
+            .find(|k| self.deadline(*k, a).is_some_and(|d| d <= now))?;
         match kind {
             TimerKind::RetransmitHandshake => self.retransmit = None,
             TimerKind::ZeroKeyMaterial => self.zero_keys = None,
-            TimerKind::SendKeepalive => self.fired_keepalive = self.activity.unanswered_received,
+            TimerKind::SendKeepalive => self.fired_keepalive = a.unanswered_received,
             TimerKind::NewHandshake => {
-                self.fired_new_handshake = self.activity.unanswered_sent;
+                self.fired_new_handshake = a.unanswered_sent;
                 self.new_handshake_jitter = jitter;
             }
-            TimerKind::PersistentKeepalive => self.fired_persistent = self.activity.last_traversal,
+            TimerKind::PersistentKeepalive => self.fired_persistent = a.last_traversal,
         }
         Some(kind)
     }
@@ -186,8 +191,8 @@ impl Timers {
 
     /// Call when a handshake is given up: no keepalive for it, and keys are erased later unless a
     /// session forms.
-    pub(crate) fn handshake_given_up(&mut self, now: Instant) {
-        self.fired_keepalive = self.activity.unanswered_received;
+    pub(crate) fn handshake_given_up(&mut self, now: Instant, a: &Activity) {
+        self.fired_keepalive = a.unanswered_received;
         if self.zero_keys.is_none() {
             self.zero_keys = Some(now + self.times.reject_after_time * 3);
         }
@@ -202,42 +207,42 @@ mod tests {
     fn derived_deadlines_follow_activity() {
         let t0 = Instant::now();
         let mut t = Timers::new(Some(Duration::from_secs(25)), ProtocolTimes::default());
-        assert_eq!(t.next_deadline(), None);
-        t.activity.data_sent(t0);
-        t.activity.data_sent(t0 + Duration::from_secs(3));
+        let mut a = Activity::default();
+        assert_eq!(t.next_deadline(&a), None);
+        a.data_sent(t0);
+        a.data_sent(t0 + Duration::from_secs(3));
         // The first unanswered send counts; later sends do not push it back.
         assert_eq!(
-            t.deadline(TimerKind::NewHandshake),
+            t.deadline(TimerKind::NewHandshake, &a),
             Some(t0 + Duration::from_secs(15))
         );
         assert_eq!(
-            t.deadline(TimerKind::PersistentKeepalive),
+            t.deadline(TimerKind::PersistentKeepalive, &a),
             Some(t0 + Duration::from_secs(28))
         );
-        t.activity
-            .authenticated_received(t0 + Duration::from_secs(4));
+        a.authenticated_received(t0 + Duration::from_secs(4));
         assert_eq!(
-            t.deadline(TimerKind::NewHandshake),
+            t.deadline(TimerKind::NewHandshake, &a),
             None,
             "an answer disarms it"
         );
-        t.activity.data_received(t0 + Duration::from_secs(5));
+        a.data_received(t0 + Duration::from_secs(5));
         assert_eq!(
-            t.deadline(TimerKind::SendKeepalive),
+            t.deadline(TimerKind::SendKeepalive, &a),
             Some(t0 + Duration::from_secs(15))
         );
         assert_eq!(
-            t.take_expired(t0 + Duration::from_secs(15), Duration::ZERO),
+            t.take_expired(t0 + Duration::from_secs(15), Duration::ZERO, &a),
             Some(TimerKind::SendKeepalive)
         );
         assert!(
-            !t.is_pending(TimerKind::SendKeepalive),
+            !t.is_pending(TimerKind::SendKeepalive, &a),
             "fired once, not again for the same data"
         );
-        t.activity.authenticated_sent(t0 + Duration::from_secs(15));
-        t.activity.data_received(t0 + Duration::from_secs(16));
+        a.authenticated_sent(t0 + Duration::from_secs(15));
+        a.data_received(t0 + Duration::from_secs(16));
         assert_eq!(
-            t.deadline(TimerKind::SendKeepalive),
+            t.deadline(TimerKind::SendKeepalive, &a),
             Some(t0 + Duration::from_secs(26)),
             "new data re-arms it"
         );

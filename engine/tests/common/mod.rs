@@ -362,7 +362,7 @@ pub fn expect_cookie_reply(
         bytes[4..8],
         "answers the message's sender index"
     );
-    assert_eq!(ep.drop_counters(), &drops, "a cookie reply is not a drop");
+    assert_eq!(ep.drop_counters(), drops, "a cookie reply is not a drop");
     assert_quiet(ep, now);
     assert_eq!(snapshot(ep, now), before, "no handshake state");
     reply

@@ -8,8 +8,9 @@ use pnet_mesh_crypto::PrivateKey;
 use pnet_mesh_crypto::rng::SeededRng;
 
 use super::*;
-use crate::PeerConfig;
 use crate::proto::constants::*;
+use crate::proto::{DropReason, ip};
+use crate::{PeerConfig, Role};
 
 const A_ADDR: &str = "192.0.2.1:1000";
 const B_ADDR: &str = "192.0.2.2:2000";

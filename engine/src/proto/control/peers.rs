@@ -1,10 +1,10 @@
-//! Adding, changing and removing peers while the endpoint runs.
+//! Adding, changing and removing peers while the node runs.
 
 use std::time::Duration;
 
 use super::*;
 
-impl Endpoint {
+impl ControlPlane {
     /// Adds a peer while running; returns its id (a removed peer's slot may be reused).
     ///
     /// # Errors
@@ -23,12 +23,15 @@ impl Endpoint {
             config.public_key,
             config.preshared_key.as_ref().map(|k| *k.as_bytes()),
         );
-        let peer = Peer::new(keys, &config, self.config.staged_packets, self.config.times);
+        let peer = Peer::new(keys, &config, self.config.times, self.epoch);
         match self.peers.get_mut(slot) {
             Some(s) => *s = Some(peer),
             None => self.peers.push(Some(peer)),
         }
         self.by_key.insert(config.public_key, id);
+        if let Some(handle) = self.peer_handle(id) {
+            self.command(id, DataCommand::AddPeer(handle));
+        }
         self.rebuild_routes();
         if config.persistent_keepalive.is_some() && config.endpoint.is_some() {
             self.send_keepalive(id);
@@ -60,6 +63,9 @@ impl Endpoint {
             config.public_key,
             config.preshared_key.as_ref().map(|k| *k.as_bytes()),
         );
+        if let Some(endpoint) = config.endpoint {
+            self.command(peer, DataCommand::SetEndpoint { peer, endpoint });
+        }
         if let Some(p) = self.peer_mut(peer) {
             p.keys = keys;
             if config.endpoint.is_some() {
@@ -83,9 +89,10 @@ impl Endpoint {
         let Some(mut removed) = self.peers.get_mut(peer.0 as usize).and_then(Option::take) else {
             return false;
         };
-        let freed = removed.keypairs.clear();
         let pending = removed.handshake.take().map(|s| s.local_index);
-        self.free_indices(freed.into_iter().flatten().chain(pending));
+        self.free_indices(pending);
+        // The data path erases the keys and reports each keypair's index as retired.
+        self.command(peer, DataCommand::RemovePeer { peer });
         self.by_key.remove(&removed.keys.public);
         self.rebuild_routes();
         if removed.is_up {
@@ -115,7 +122,16 @@ impl Endpoint {
         )
     }
 
+    /// Rebuilds the allowed-IPs table and hands the new one to every data path.
     pub(super) fn rebuild_routes(&mut self) {
+        self.routes = Arc::new(self.build_routes());
+        for shard in 0..self.config.data_shards.max(1) {
+            self.commands
+                .push_back((shard, DataCommand::Routes(self.routes.clone())));
+        }
+    }
+
+    pub(super) fn build_routes(&self) -> AllowedIps {
         let mut routes = AllowedIps::new();
         for (i, p) in self.peers.iter().enumerate() {
             if let Some(p) = p {
@@ -124,6 +140,6 @@ impl Endpoint {
                 }
             }
         }
-        self.routes = routes;
+        routes
     }
 }

@@ -1,13 +1,13 @@
-//! The receive paths, one per message type: check, then commit.
+//! The handshake receive paths, one per message type: check, then commit.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::*;
 
-impl Endpoint {
+impl ControlPlane {
     /// Type 1, after its MACs passed: decrypt → static key, timestamp and flood checks → commit, and
-    /// the response written over `buf`.
+    /// the keypair and response handed to the owning data path.
     pub(super) fn handle_initiation(
         &mut self,
         now: Instant,
@@ -61,10 +61,12 @@ impl Endpoint {
                     return Err(handshake_drop(e));
                 }
             };
-        // Every check passed: commit.
-        let reply = buf.get_mut(..RESPONSE_LEN).ok_or(DropReason::BadLength)?;
-        response.emit(reply).map_err(wire_drop)?;
-        peer.cookies.add_macs(now, reply, Response::MAC1_OFFSET);
+        // Every check passed: commit. The response leaves through the owning data path, after it
+        // has installed the keypair.
+        let mut reply = [0u8; RESPONSE_LEN];
+        response.emit(&mut reply).map_err(wire_drop)?;
+        peer.cookies
+            .add_macs(now, &mut reply, Response::MAC1_OFFSET);
         peer.last_timestamp = consumed.timestamp;
         peer.last_initiation_consumed = Some(now);
         let keypair = Keypair::new(
@@ -75,16 +77,15 @@ impl Endpoint {
             Role::Responder,
             self.config.times.reject_after_time,
         );
-        let retired = peer.keypairs.install_responder(keypair);
         peer.counters.rx_bytes += INITIATION_LEN as u64;
         peer.counters.tx_bytes += RESPONSE_LEN as u64;
-        peer.counters.handshakes_answered += 1;
-        peer.timers.activity.authenticated_received(now);
+        peer.counters.answered += 1;
+        peer.published.authenticated_received(now);
         peer.timers.session_derived(now);
-        peer.timers.activity.authenticated_sent(now);
-        self.free_indices(retired.into_iter().flatten());
-        self.roam(peer_id, from);
-        Ok(Some(RESPONSE_LEN))
+        peer.published.authenticated_sent(now);
+        self.roam(peer_id, from, false);
+        self.install(peer_id, keypair, from, AfterInstall::Respond(reply));
+        Ok(None)
     }
 
     /// Type 2, after its MACs passed: our pending initiation → decrypt → commit the session.
@@ -113,21 +114,16 @@ impl Endpoint {
             Role::Initiator,
             self.config.times.reject_after_time,
         );
-        let retired = peer.keypairs.install_initiator(keypair);
         peer.counters.rx_bytes += RESPONSE_LEN as u64;
-        peer.timers.activity.authenticated_received(now);
+        peer.published.authenticated_received(now);
         peer.timers.session_derived(now);
         peer.timers.handshake_complete();
         peer.last_handshake = Some(now);
-        // Confirm the session to the responder: staged packets, or else a keepalive.
-        if peer.staged.is_empty() {
-            peer.want_keepalive = true;
-        }
+        let rotated = core::mem::replace(&mut peer.has_session, true);
         let was_up = core::mem::replace(&mut peer.is_up, true);
-        let rotated = peer.keypairs.previous.is_some();
-        self.free_indices(retired.into_iter().flatten());
-        self.enqueue(peer_id);
-        self.roam(peer_id, from);
+        self.roam(peer_id, from, false);
+        // The data path installs it, then confirms the session with staged packets or a keepalive.
+        self.install(peer_id, keypair, from, AfterInstall::Confirm);
         self.push_event(Event::HandshakeCompleted {
             peer: peer_id,
             role: Role::Initiator,
@@ -155,135 +151,6 @@ impl Endpoint {
             CookieReplyError::DecryptFailed => DropReason::CookieReplyDecryptFailed,
         })?;
         Ok(None)
-    }
-
-    /// Type 4: size → receiver index → age and counter limits → replay check → open in place → replay
-    /// commit → timers and roaming → inner header and allowed-IPs source check.
-    pub(super) fn handle_transport<'b>(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &'b mut [u8],
-    ) -> Datagram<'b> {
-        let times = self.config.times;
-        let header = match TransportHeader::parse(buf) {
-            Ok(h) => h,
-            Err(e) => return self.dropped(wire_drop(e)),
-        };
-        let Some(peer_id) = self.indices.get(header.receiver) else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        let Some(peer) = self
-            .peers
-            .get_mut(peer_id.0 as usize)
-            .and_then(Option::as_mut)
-        else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        let Some(slot) = peer.keypairs.slot_of(header.receiver) else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        let Some(kp) = peer.keypairs.get_mut(slot) else {
-            return self.dropped(DropReason::UnknownReceiverIndex);
-        };
-        if kp.is_expired(now) {
-            return self.dropped(DropReason::KeypairExpired);
-        }
-        // Once the last usable counter has been received the keypair is spent, even for counters
-        // still inside the window (kernel `decrypt_packet`, WIREGUARD_CHECKLIST case 28).
-        if header.counter >= REJECT_AFTER_MESSAGES
-            || kp
-                .replay
-                .latest()
-                .is_some_and(|l| l >= REJECT_AFTER_MESSAGES - 1)
-        {
-            return self.dropped(DropReason::CounterLimit);
-        }
-        if !kp.replay.check(header.counter) {
-            return self.dropped(DropReason::Replayed);
-        }
-        let datagram_len = buf.len();
-        let (_, body) = buf.split_at_mut(TRANSPORT_HEADER_LEN);
-        let Some(plain) = kp.open(header.counter, body) else {
-            return self.dropped(DropReason::TransportDecryptFailed);
-        };
-        let plain_len = plain.len();
-        // Authenticated from here on.
-        kp.replay.commit(header.counter);
-        let current_is_old_initiator = peer.keypairs.current.as_ref().is_some_and(|k| {
-            k.role == Role::Initiator
-                && now.saturating_duration_since(k.created)
-                    >= times
-                        .reject_after_time
-                        .saturating_sub(times.keepalive_timeout + times.rekey_timeout)
-        });
-        peer.counters.rx_bytes += datagram_len as u64;
-        peer.counters.rx_packets += 1;
-        peer.timers.activity.authenticated_received(now);
-        let mut confirmed = false;
-        let mut rotated = false;
-        if slot == Slot::Next {
-            let retired = peer.keypairs.confirm_next();
-            rotated = peer.keypairs.previous.is_some();
-            peer.timers.handshake_complete();
-            peer.last_handshake = Some(now);
-            confirmed = true;
-            self.free_indices(retired.into_iter().flatten());
-        }
-        if confirmed {
-            self.push_event(Event::HandshakeCompleted {
-                peer: peer_id,
-                role: Role::Responder,
-            });
-            if rotated {
-                self.push_event(Event::KeypairRotated { peer: peer_id });
-            }
-            if let Some(p) = self.peer_mut(peer_id)
-                && !core::mem::replace(&mut p.is_up, true)
-            {
-                self.push_event(Event::PeerUp { peer: peer_id });
-            }
-            // Packets staged while we were waiting can go now.
-            if self.peer(peer_id).is_some_and(|p| !p.staged.is_empty()) {
-                self.enqueue(peer_id);
-            }
-        }
-        self.roam(peer_id, from);
-        if current_is_old_initiator
-            && let Some(p) = self.peer_mut(peer_id)
-            && !p.timers.sent_last_minute_handshake
-        {
-            p.timers.sent_last_minute_handshake = true;
-            self.send_initiation(now, peer_id, false);
-        }
-        let Some(peer) = self.peer_mut(peer_id) else {
-            return Datagram::Consumed;
-        };
-        if plain_len == 0 {
-            peer.counters.rx_keepalives += 1;
-            return Datagram::Consumed;
-        }
-        peer.timers.activity.data_received(now);
-        let plain = buf
-            .get_mut(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + plain_len)
-            .unwrap_or_default();
-        let packet_len = match ip::packet_len(plain) {
-            Ok(n) => n,
-            Err(_) => {
-                plain.fill(0);
-                return self.dropped(DropReason::InvalidInnerPacket);
-            }
-        };
-        let allowed = ip::source(plain).and_then(|src| self.routes.lookup(src)) == Some(peer_id);
-        if !allowed {
-            plain.fill(0);
-            return self.dropped(DropReason::SourceNotAllowed);
-        }
-        let packet = plain.get_mut(..packet_len).unwrap_or_default();
-        Datagram::Deliver {
-            peer: peer_id,
-            packet,
-        }
     }
 
     /// mac1 always; under load mac2 (or a cookie reply written over `buf`) and the per-source limit.
