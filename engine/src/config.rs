@@ -208,6 +208,8 @@ pub struct PeerConfig {
     pub(crate) endpoint: Option<SocketAddr>,
     pub(crate) allowed_ips: Vec<AllowedIp>,
     pub(crate) persistent_keepalive: Option<u16>,
+    /// A host name with a port, resolved when a [`Node`](crate::Node) starts.
+    pub(crate) endpoint_name: Option<String>,
 }
 
 impl PeerConfig {
@@ -219,7 +221,15 @@ impl PeerConfig {
             endpoint: None,
             allowed_ips: Vec::new(),
             persistent_keepalive: None,
+            endpoint_name: None,
         }
+    }
+
+    /// Where to reach the peer, as `host:port` (a name or an address); a [`Node`](crate::Node) resolves
+    /// it when it starts and fails naming this field if it cannot.
+    pub fn endpoint_name(mut self, host_and_port: impl Into<String>) -> Self {
+        self.endpoint_name = Some(host_and_port.into());
+        self
     }
 
     /// Mixes `psk` into every handshake with this peer (wg-quick `PresharedKey`).

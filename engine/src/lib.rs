@@ -69,7 +69,11 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manual;
+#[cfg(feature = "runtime")]
+pub mod node;
 pub mod proto;
+#[cfg(feature = "runtime")]
+mod runtime;
 pub mod stats;
 
 pub use pnet_mesh_crypto as crypto;
@@ -78,6 +82,11 @@ pub use config::{AllowedIp, ConfigError, EndpointConfig, EndpointConfigBuilder, 
 pub use event::{Event, Role};
 pub use proto::{Datagram, DropCounters, DropReason, Endpoint, PacketBuf, SendError, Transmit, ip};
 pub use stats::PeerStats;
+
+#[cfg(feature = "runtime")]
+pub use node::{Node, NodeBuilder, NodeError, NodeEvent, NodeStats};
+#[cfg(feature = "runtime")]
+pub use pnet_mesh_shard::{Backend, BackendKind};
 
 /// A peer of an [`Endpoint`]: its position in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

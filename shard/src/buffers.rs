@@ -81,3 +81,25 @@ impl Pools {
         }
     }
 }
+
+/// A handle on every shard's buffer pool, for code outside the shards (an application thread that
+/// fills a buffer and hands it to a shard with a command, or takes delivered ones back).
+///
+/// Buffers taken must come back: through [`SendBatch::push_buf`](crate::SendBatch::push_buf), or
+/// [`release`](Self::release). A buffer dropped instead is freed, and its pool is one smaller.
+#[derive(Debug, Clone)]
+pub struct BufferPool {
+    pub(crate) pools: Pools,
+}
+
+impl BufferPool {
+    /// A free buffer of `shard`'s pool, if any is left.
+    pub fn take(&self, shard: crate::ShardId) -> Option<Buf> {
+        self.pools.take(shard.index())
+    }
+
+    /// Returns `buf` to its home pool.
+    pub fn release(&self, buf: Buf) {
+        self.pools.release(buf);
+    }
+}

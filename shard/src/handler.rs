@@ -139,7 +139,9 @@ impl RecvBatch {
         self.entries.push(Some((buf, meta)));
     }
 
-    pub(crate) fn take(&mut self, i: usize) -> Option<(Buf, RecvMeta)> {
+    /// Takes entry `i` out of the batch (to keep its buffer past this call; give it back through
+    /// [`BufferPool::release`](crate::BufferPool::release) or [`SendBatch::push_buf`]).
+    pub fn take(&mut self, i: usize) -> Option<(Buf, RecvMeta)> {
         self.entries.get_mut(i)?.take()
     }
 
@@ -277,6 +279,34 @@ impl SendBatch {
         Ok(())
     }
 
+    /// Queues an owned buffer (taken from a [`BufferPool`](crate::BufferPool) or a [`RecvBatch`]) whose
+    /// `range` (relative to the whole buffer) is the datagram for `to`.
+    ///
+    /// # Errors
+    /// Gives the buffer back with [`SendBatchFull`] when the batch is full.
+    pub fn push_buf(
+        &mut self,
+        buf: Buf,
+        range: Range<usize>,
+        to: SocketAddr,
+    ) -> Result<(), (SendBatchFull, Buf)> {
+        if self.entries.len() >= self.capacity {
+            self.full += 1;
+            return Err((SendBatchFull, buf));
+        }
+        if range.end > buf.as_slice().len() || range.start > range.end {
+            self.pools.release(buf);
+            return Ok(());
+        }
+        self.entries.push(Outgoing {
+            buf,
+            range,
+            to,
+            segment_size: None,
+        });
+        Ok(())
+    }
+
     pub(crate) fn take_full_count(&mut self) -> u64 {
         std::mem::take(&mut self.full)
     }
@@ -296,6 +326,7 @@ pub struct ShardContext<'a, C> {
     pub(crate) data_shards: usize,
     pub(crate) outbox: &'a Outbox<C>,
     pub(crate) stats: &'a ShardStats,
+    pub(crate) pools: &'a crate::buffers::Pools,
 }
 
 impl<C: Send + 'static> ShardContext<'_, C> {
@@ -315,6 +346,36 @@ impl<C: Send + 'static> ShardContext<'_, C> {
     /// Gives the command back when that shard's channel is full (counted, never grown).
     pub fn send_command(&self, shard: ShardId, command: C) -> Result<(), C> {
         self.outbox.command(shard, command, self.stats)
+    }
+
+    /// Copies one datagram (a segment of a GRO batch, say) into a free buffer and moves it to `shard`,
+    /// which receives it as if its socket had (counted as forwarded; dropped and counted when the pool
+    /// or the channel is full).
+    pub fn forward_copy(&self, shard: ShardId, from: SocketAddr, local: SocketAddr, data: &[u8]) {
+        let Some(mut buf) = self.pools.take(self.shard.index()) else {
+            ShardStats::add(&self.stats.no_buffer, 1);
+            return;
+        };
+        let Some(dst) = buf.as_mut_slice().get_mut(HEADROOM..HEADROOM + data.len()) else {
+            self.pools.release(buf);
+            ShardStats::add(&self.stats.forward_dropped, 1);
+            return;
+        };
+        dst.copy_from_slice(data);
+        let meta = RecvMeta {
+            from,
+            local,
+            len: data.len(),
+            stride: data.len(),
+        };
+        self.outbox.forward(shard, buf, meta, self.stats);
+    }
+
+    /// The buffer pools of every shard.
+    pub fn buffer_pool(&self) -> crate::BufferPool {
+        crate::BufferPool {
+            pools: self.pools.clone(),
+        }
     }
 }
 

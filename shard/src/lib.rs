@@ -59,13 +59,14 @@ mod channel;
 mod config;
 mod handler;
 mod placement;
+mod readiness;
 mod runtime;
 mod socket;
 mod stats;
 mod steer;
 
 pub use backend::Offload;
-pub use buffers::Buf;
+pub use buffers::{Buf, BufferPool};
 pub use channel::Outbox;
 pub use config::{
     Backend, BackendKind, HEADROOM, MAX_UDP_PAYLOAD, RuntimeConfig, StartError, SteeringRule,
@@ -74,5 +75,6 @@ pub use config::{
 pub use handler::{
     DatagramHandler, RecvBatch, RecvMeta, SendBatch, SendBatchFull, ShardContext, ShardId,
 };
+pub use readiness::Readiness;
 pub use runtime::{Runtime, RuntimeReport};
 pub use stats::{ShardStats, ShardStatsSnapshot};

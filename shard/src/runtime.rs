@@ -51,6 +51,7 @@ pub struct Runtime<C: Send + 'static> {
     owner_stats: ShardStats,
     locals: Vec<std::net::SocketAddr>,
     report: RuntimeReport,
+    pools: Pools,
 }
 
 /// What a shard thread needs besides its handler.
@@ -193,6 +194,7 @@ impl<C: Send + 'static> Runtime<C> {
             owner_stats: ShardStats::default(),
             locals: groups.locals,
             report,
+            pools,
         };
         if let Some(e) = failure {
             drop(runtime);
@@ -241,6 +243,13 @@ impl<C: Send + 'static> Runtime<C> {
     /// Gives the command back when that shard's channel is full (the backpressure).
     pub fn send_command(&self, shard: ShardId, command: C) -> Result<(), C> {
         self.outbox.command(shard, command, &self.owner_stats)
+    }
+
+    /// The shards' buffer pools, to fill a buffer outside a shard and hand it over with a command.
+    pub fn buffer_pool(&self) -> crate::BufferPool {
+        crate::BufferPool {
+            pools: self.pools.clone(),
+        }
     }
 
     /// Stops every shard and waits for them.
@@ -357,6 +366,7 @@ fn run_shard<H: DatagramHandler>(
         data_shards,
         outbox: &outbox,
         stats: &stats,
+        pools: &pools,
     };
     let mut stop = false;
     while !stop {
@@ -381,7 +391,13 @@ fn run_shard<H: DatagramHandler>(
         let now = Instant::now();
         while let Ok(msg) = inbox.rx.try_recv() {
             match msg {
-                Message::Command(c) => handler.on_command(&mut ctx, now, c, &mut tx),
+                Message::Command(c) => {
+                    handler.on_command(&mut ctx, now, c, &mut tx);
+                    // A burst of commands that each send something must not overrun the batch.
+                    if tx.remaining() == 0 {
+                        flush(io.as_mut(), &io_ctx, &mut tx, &stats);
+                    }
+                }
                 Message::Datagram(buf, meta) => {
                     ShardStats::add(&stats.forwarded_in, 1);
                     rx.push(buf, meta);

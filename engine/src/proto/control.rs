@@ -33,7 +33,8 @@ use crate::config::{ConfigError, EndpointConfig, PeerConfig};
 use crate::event::{Event, Role};
 use crate::stats::PeerStats;
 
-/// The handshake half of a node. See the [module docs](self).
+/// The handshake half of a node: handshakes, cookies, timers, peers and routing; never a transport
+/// key after it is handed to the owning [`DataPath`].
 ///
 /// # Use
 /// After each input (`handle_*`, [`connect`](Self::connect), [`send_keepalive`](Self::send_keepalive),

@@ -61,7 +61,8 @@ struct DataPeer {
     in_notice_queue: bool,
 }
 
-/// The transport half of a node for one data shard. See the [module docs](self).
+/// The transport half of a node for one data shard: the keypairs, send counters and replay windows
+/// of the peers it owns.
 pub struct DataPath {
     shard: u8,
     mtu: usize,
@@ -368,7 +369,7 @@ impl DataPath {
         }
     }
 
-    /// Seals the IP packet in `pkt` for `peer` (already routed and checked by [`route_packet`]).
+    /// Seals the IP packet in `pkt` for `peer` (already routed and checked by [`route_packet`](super::route_packet)).
     ///
     /// Returns `Ok(Some(transmit))` with the datagram now in [`PacketBuf::datagram`], or `Ok(None)` when
     /// the packet was held until a handshake completes (a [`DataNotice::NeedHandshake`] is pending).

@@ -25,10 +25,11 @@ mod index_table;
 pub mod ip;
 mod keypair;
 mod peer;
-mod published;
+pub(crate) mod published;
 mod rate_limit;
 pub mod replay;
 mod timers;
+pub mod under_load;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -132,6 +133,11 @@ impl<'b> PacketBuf<'b> {
     /// The sealed datagram after [`Endpoint::send_packet`] returned a [`Transmit`].
     pub fn datagram(&self) -> &[u8] {
         self.payload()
+    }
+
+    /// Where [`payload`](Self::payload) (or the sealed datagram) sits in the buffer.
+    pub fn range(&self) -> core::ops::Range<usize> {
+        self.start..self.end
     }
 
     pub(crate) fn parts(&mut self) -> (&mut [u8], usize, usize) {

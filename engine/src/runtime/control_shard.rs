@@ -1,0 +1,197 @@
+//! The control shard: handshake messages in, initiations and cookie replies out, keypairs and other
+//! commands to the data shards, notices back, timers, and the application's peer requests.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use pnet_mesh_shard::{HEADROOM, RecvBatch, SendBatch, ShardContext, ShardId};
+
+use super::{Command, ControlRequest, Shared};
+use crate::proto::under_load::{LoadMonitor, UNDER_LOAD_HANDSHAKES_PER_SECOND};
+use crate::proto::wire::{self, MessageType, TransportHeader};
+use crate::proto::{ControlPlane, DataCommand, Datagram, shard_of_index};
+
+/// Commands held back because a data shard's channel was full, retried first on the next turn.
+const BACKLOG_CAPACITY: usize = 4096;
+
+pub(crate) struct ControlShard {
+    control: ControlPlane,
+    shared: Arc<Shared>,
+    load: LoadMonitor,
+    backlog: VecDeque<(u8, DataCommand)>,
+    backlog_dropped: u64,
+}
+
+impl ControlShard {
+    pub(crate) fn new(control: ControlPlane, shared: Arc<Shared>) -> Self {
+        ControlShard {
+            control,
+            shared,
+            load: LoadMonitor::new(UNDER_LOAD_HANDSHAKES_PER_SECOND),
+            backlog: VecDeque::with_capacity(64),
+            backlog_dropped: 0,
+        }
+    }
+
+    pub(crate) fn on_recv(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        rx: &mut RecvBatch,
+        tx: &mut SendBatch,
+    ) {
+        let data_shards = ctx.data_shards() as u8;
+        for i in 0..rx.len() {
+            let Some(meta) = rx.meta(i).copied() else {
+                continue;
+            };
+            let stride = meta.stride.max(1);
+            let Some(data) = rx.data_mut(i) else { continue };
+            for segment in data.chunks_mut(stride) {
+                if wire::peek_type(segment).ok() == Some(MessageType::Transport) {
+                    // Misdelivered (no steering program, or a socket joining): to its owner.
+                    if let Ok(h) = TransportHeader::parse(segment) {
+                        let owner = shard_of_index(h.receiver, data_shards);
+                        ctx.forward_copy(
+                            ShardId::data(usize::from(owner)),
+                            meta.from,
+                            meta.local,
+                            segment,
+                        );
+                        continue;
+                    }
+                }
+                let under_load = self.load.handshake_received(now);
+                self.control.set_under_load(under_load);
+                if let Datagram::Reply { to, len } =
+                    self.control.handle_handshake(now, meta.from, segment)
+                    && let Some(reply) = segment.get(..len)
+                {
+                    let _ = tx.push(to, reply);
+                }
+            }
+        }
+        self.shared
+            .under_load
+            .store(self.control.is_under_load(), Ordering::Relaxed);
+        self.drain(ctx, now, tx);
+    }
+
+    pub(crate) fn on_command(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        command: Command,
+        tx: &mut SendBatch,
+    ) {
+        match command {
+            Command::Notice(notice) => self.control.handle_notice(now, notice),
+            Command::Control(request) => self.on_request(now, request),
+            // Only data shards seal or take keypairs.
+            Command::Data(_) => {}
+            Command::Send { buf, .. } => self.shared.release(buf),
+        }
+        self.drain(ctx, now, tx);
+    }
+
+    fn on_request(&mut self, now: Instant, request: ControlRequest) {
+        match request {
+            ControlRequest::Connect(peer) => {
+                let _ = self.control.connect(now, peer);
+            }
+            ControlRequest::Keepalive(peer) => self.control.send_keepalive(peer),
+            ControlRequest::AddPeer(config, reply) => {
+                let _ = reply.send(self.control.add_peer(*config));
+                self.publish_routes();
+            }
+            ControlRequest::UpdatePeer(peer, config, reply) => {
+                let _ = reply.send(self.control.update_peer(peer, *config));
+                self.publish_routes();
+            }
+            ControlRequest::RemovePeer(peer, reply) => {
+                let _ = reply.send(self.control.remove_peer(peer));
+                self.publish_routes();
+            }
+            ControlRequest::PeerStats(reply) => {
+                let stats = self
+                    .control
+                    .peer_ids()
+                    .filter_map(|id| self.control.peer_stats(id).map(|s| (id, s)))
+                    .collect();
+                let _ = reply.send(stats);
+            }
+        }
+    }
+
+    fn publish_routes(&self) {
+        if let Ok(mut routes) = self.shared.routes.write() {
+            *routes = self.control.routes().clone();
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        // Activity the data shards publish can bring a derived deadline forward from "none": never
+        // sleep longer than the control plane allows.
+        let cap = Instant::now() + self.control.max_sleep();
+        Some(self.control.poll_timeout().map_or(cap, |d| d.min(cap)))
+    }
+
+    pub(crate) fn on_timeout(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        tx: &mut SendBatch,
+    ) {
+        self.control.handle_timeout(now);
+        self.drain(ctx, now, tx);
+    }
+
+    /// Sends what the control plane produced: initiations, commands to the data shards, events.
+    fn drain(&mut self, ctx: &mut ShardContext<'_, Command>, now: Instant, tx: &mut SendBatch) {
+        while tx.remaining() > 0 {
+            let mut sent = None;
+            let pushed = tx.push_with(|buf| {
+                let out = buf.get_mut(HEADROOM..)?;
+                let t = self.control.poll_transmit(now, out)?;
+                sent = Some(());
+                Some((t.to, HEADROOM..HEADROOM + t.len))
+            });
+            if pushed.is_err() || sent.is_none() {
+                break;
+            }
+        }
+        while let Some((shard, command)) = self.backlog.pop_front() {
+            if let Err(Command::Data(command)) =
+                ctx.send_command(ShardId::data(usize::from(shard)), Command::Data(command))
+            {
+                self.backlog.push_front((shard, command));
+                break;
+            }
+        }
+        while let Some((shard, command)) = self.control.poll_command() {
+            if !self.backlog.is_empty() {
+                self.hold(shard, command);
+                continue;
+            }
+            if let Err(Command::Data(command)) =
+                ctx.send_command(ShardId::data(usize::from(shard)), Command::Data(command))
+            {
+                self.hold(shard, command);
+            }
+        }
+        while let Some(event) = self.control.poll_event() {
+            self.shared.push_event(event);
+        }
+        self.shared.publish_drops(0, self.control.drop_counters());
+    }
+
+    fn hold(&mut self, shard: u8, command: DataCommand) {
+        if self.backlog.len() < BACKLOG_CAPACITY {
+            self.backlog.push_back((shard, command));
+        } else {
+            self.backlog_dropped += 1;
+        }
+    }
+}

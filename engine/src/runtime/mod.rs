@@ -1,0 +1,242 @@
+//! The protocol core on the shard runtime: the [`ControlPlane`] on the control shard, one [`DataPath`]
+//! per data shard, and what they share with the application threads behind [`Node`](crate::Node).
+//!
+//! Nothing here knows the wire format beyond what the halves expose: the runtime moves buffers,
+//! commands and notices; the halves decide.
+
+mod control_shard;
+mod data_shard;
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+use crossbeam_queue::ArrayQueue;
+use pnet_mesh_shard::{
+    Buf, BufferPool, DatagramHandler, Readiness, RecvBatch, SendBatch, ShardContext, SteeringRule,
+};
+
+use crate::PeerId;
+use crate::config::{ConfigError, PeerConfig};
+use crate::event::Event;
+use crate::proto::allowed_ips::AllowedIps;
+use crate::proto::{ControlPlane, DataCommand, DataNotice, DataPath, DropCounters};
+use crate::stats::PeerStats;
+
+pub(crate) use control_shard::ControlShard;
+pub(crate) use data_shard::DataShard;
+
+/// Transport messages (type 4) go to data shard `byte[4] % n`, the low byte of the receiver index;
+/// everything else to the control shard.
+pub(crate) const STEERING: SteeringRule = SteeringRule {
+    type_byte: 4,
+    index_offset: 4,
+    min_len: 32,
+};
+
+/// What travels between shards and from the application to them.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Control plane → the data path of the receiving shard.
+    Data(DataCommand),
+    /// A data path → the control plane.
+    Notice(DataNotice),
+    /// Application → data shard: seal `buf[range]` (an IP packet at the headroom) for `peer` and send.
+    Send { buf: Buf, len: usize, peer: PeerId },
+    /// Application → control shard.
+    Control(ControlRequest),
+}
+
+/// A request of the application to the control plane; answers come back on the channel.
+#[derive(Debug)]
+pub(crate) enum ControlRequest {
+    Connect(PeerId),
+    Keepalive(PeerId),
+    AddPeer(
+        Box<PeerConfig>,
+        std::sync::mpsc::SyncSender<Result<PeerId, ConfigError>>,
+    ),
+    UpdatePeer(
+        PeerId,
+        Box<PeerConfig>,
+        std::sync::mpsc::SyncSender<Result<(), ConfigError>>,
+    ),
+    RemovePeer(PeerId, std::sync::mpsc::SyncSender<bool>),
+    PeerStats(std::sync::mpsc::SyncSender<Vec<(PeerId, PeerStats)>>),
+}
+
+/// An authenticated inner IP packet waiting for the application, in a shard buffer.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) buf: Buf,
+    pub(crate) range: Range<usize>,
+    pub(crate) peer: PeerId,
+}
+
+/// An event with the wall-clock time it happened.
+#[derive(Debug, Clone)]
+pub(crate) struct TimedEvent {
+    pub(crate) at: SystemTime,
+    pub(crate) event: Event,
+}
+
+/// Counters of one data shard, written by it alone.
+#[derive(Debug, Default)]
+pub(crate) struct DataShardCounters {
+    /// Transport messages this shard opened (authenticated).
+    pub(crate) opened: AtomicU64,
+    /// Transport messages this shard sealed.
+    pub(crate) sealed: AtomicU64,
+    /// Packets handed to the application.
+    pub(crate) delivered: AtomicU64,
+    /// Packets dropped because the application's receive queue was full.
+    pub(crate) delivery_dropped: AtomicU64,
+    /// Datagrams this shard received but does not own, moved to their owner.
+    pub(crate) misdelivered: AtomicU64,
+    /// Application packets that could not be sent (no endpoint, short buffer, send batch full).
+    pub(crate) send_failed: AtomicU64,
+    /// Notices or commands lost to a full channel.
+    pub(crate) channel_dropped: AtomicU64,
+}
+
+/// What the shards share with the application threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) deliveries: ArrayQueue<Delivery>,
+    pub(crate) events: ArrayQueue<TimedEvent>,
+    pub(crate) events_dropped: AtomicU64,
+    pub(crate) readiness: Readiness,
+    pub(crate) routes: RwLock<Arc<AllowedIps>>,
+    /// Drops per reason, per shard (index = shard id), refreshed after each batch.
+    pub(crate) drops: Vec<Mutex<DropCounters>>,
+    /// Index = data shard.
+    pub(crate) data_counters: Vec<DataShardCounters>,
+    pub(crate) under_load: std::sync::atomic::AtomicBool,
+    pub(crate) pool: std::sync::OnceLock<BufferPool>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        data_shards: usize,
+        receive_queue: usize,
+        event_capacity: usize,
+        routes: Arc<AllowedIps>,
+    ) -> std::io::Result<Self> {
+        Ok(Shared {
+            deliveries: ArrayQueue::new(receive_queue.max(1)),
+            events: ArrayQueue::new(event_capacity.max(1)),
+            events_dropped: AtomicU64::new(0),
+            readiness: Readiness::new()?,
+            routes: RwLock::new(routes),
+            drops: (0..=data_shards)
+                .map(|_| Mutex::new(DropCounters::default()))
+                .collect(),
+            data_counters: (0..data_shards)
+                .map(|_| DataShardCounters::default())
+                .collect(),
+            under_load: std::sync::atomic::AtomicBool::new(false),
+            pool: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn publish_drops(&self, shard: usize, drops: &DropCounters) {
+        if let Some(slot) = self.drops.get(shard)
+            && let Ok(mut d) = slot.lock()
+        {
+            d.clone_from(drops);
+        }
+    }
+
+    pub(crate) fn push_event(&self, event: Event) {
+        let timed = TimedEvent {
+            at: SystemTime::now(),
+            event,
+        };
+        if self.events.push(timed).is_err() {
+            self.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.readiness.signal();
+    }
+
+    /// Gives a buffer back to its pool (or frees it before the pool is known, which cannot happen
+    /// once the runtime started).
+    pub(crate) fn release(&self, buf: Buf) {
+        if let Some(pool) = self.pool.get() {
+            pool.release(buf);
+        }
+    }
+}
+
+/// The handler of every shard: the control plane on shard 0, a data path on the others.
+pub(crate) enum ShardHandler {
+    Control(Box<ControlShard>),
+    Data(Box<DataShard>),
+}
+
+impl DatagramHandler for ShardHandler {
+    type Command = Command;
+
+    fn on_recv(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        rx: &mut RecvBatch,
+        tx: &mut SendBatch,
+    ) {
+        match self {
+            ShardHandler::Control(c) => c.on_recv(ctx, now, rx, tx),
+            ShardHandler::Data(d) => d.on_recv(ctx, now, rx, tx),
+        }
+    }
+
+    fn on_command(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        command: Command,
+        tx: &mut SendBatch,
+    ) {
+        match self {
+            ShardHandler::Control(c) => c.on_command(ctx, now, command, tx),
+            ShardHandler::Data(d) => d.on_command(ctx, now, command, tx),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ShardHandler::Control(c) => c.poll_timeout(),
+            ShardHandler::Data(d) => d.poll_timeout(),
+        }
+    }
+
+    fn on_timeout(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        tx: &mut SendBatch,
+    ) {
+        match self {
+            ShardHandler::Control(c) => c.on_timeout(ctx, now, tx),
+            ShardHandler::Data(d) => d.on_timeout(ctx, now, tx),
+        }
+    }
+}
+
+/// Builds the handler of every shard: `control` for shard 0 and its data paths for the others.
+pub(crate) fn handlers(control: ControlPlane, shared: &Arc<Shared>) -> Vec<ShardHandler> {
+    let data_shards = control.config().data_shards.max(1);
+    let mut all: Vec<ShardHandler> = Vec::with_capacity(usize::from(data_shards) + 1);
+    let paths: Vec<DataPath> = (0..data_shards).map(|k| control.data_path(k)).collect();
+    all.push(ShardHandler::Control(Box::new(ControlShard::new(
+        control,
+        shared.clone(),
+    ))));
+    for path in paths {
+        all.push(ShardHandler::Data(Box::new(DataShard::new(
+            path,
+            shared.clone(),
+        ))));
+    }
+    all
+}
