@@ -57,6 +57,8 @@ stage_done "format"
 
 stage "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The sans-I/O core must build without the runtime (STYLE.md §2).
+cargo check -p pnet-mesh --no-default-features --locked
 stage_done "clippy"
 
 stage "docs"
