@@ -57,9 +57,11 @@
 //! # }
 //! ```
 //!
-//! # What is not here yet
-//! The UDP runtime, the node facade, channels and the mesh features come in later releases; see the
-//! project README.
+//! # On real sockets
+//! [`Node`] (feature `runtime`, on by default) runs the same core on the thread-per-core runtime of
+//! `pnet-mesh-shard`: the [`ControlPlane`](proto::ControlPlane) on a control shard and one
+//! [`DataPath`](proto::DataPath) per data shard. Channels and the mesh features come in later releases;
+//! see the project README.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
