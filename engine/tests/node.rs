@@ -459,3 +459,66 @@ fn steering_end_to_end_every_transport_message_is_opened_by_its_owner_with_progr
 fn steering_end_to_end_every_transport_message_is_opened_by_its_owner_without_program() {
     steering(false);
 }
+
+#[test]
+fn peers_are_added_updated_and_removed_while_running_and_bad_config_names_the_field() {
+    let (node, _) = node_with_peers(0, 1, true);
+    let newcomer = key(300);
+    let mut peer = UdpPeer::new(
+        newcomer.clone(),
+        node.public_key(),
+        node.local_addrs()[0],
+        "10.9.0.7:4000".parse().unwrap(),
+    );
+    // Unknown to the node: the handshake is refused.
+    peer.send_udp(NODE_MESH.parse().unwrap(), b"too early");
+    peer.pump(Duration::from_millis(200));
+    assert!(!peer.endpoint.has_session(Instant::now(), PeerId(0)));
+
+    let id = node
+        .add_peer(PeerConfig::new(newcomer.public_key()).allowed_ip("10.9.0.7/32".parse().unwrap()))
+        .expect("add a peer while running");
+    peer.endpoint.connect(Instant::now(), PeerId(0)).unwrap();
+    peer.flush(Instant::now());
+    peer.wait_session();
+    // The packet the peer held during its refused handshakes goes first.
+    assert_eq!(recv_payload(&node), b"too early");
+    peer.send_udp(NODE_MESH.parse().unwrap(), b"now welcome");
+    assert_eq!(recv_payload(&node), b"now welcome");
+
+    // An update keeps the session and changes the routes.
+    node.update_peer(
+        id,
+        PeerConfig::new(newcomer.public_key()).allowed_ip("10.9.0.0/24".parse().unwrap()),
+    )
+    .unwrap();
+    peer.send_udp(NODE_MESH.parse().unwrap(), b"still here");
+    assert_eq!(recv_payload(&node), b"still here");
+    node.send_to(b"to the wider range", "10.9.0.42:4000".parse().unwrap())
+        .expect("the new allowed IPs route");
+
+    // Removed: its keys are gone, its packets are dropped.
+    assert!(node.remove_peer(id).unwrap());
+    assert!(
+        !node.remove_peer(id).unwrap(),
+        "removing twice reports absence"
+    );
+    assert!(matches!(
+        node.try_send_to(b"x", "10.9.0.7:4000".parse().unwrap()),
+        Err(NodeError::NoRoute(_))
+    ));
+
+    // Configuration errors name the field and the value.
+    let err = node
+        .add_peer(PeerConfig::new(key(301).public_key()).endpoint_name("10.0.0.1:99999"))
+        .unwrap_err();
+    let NodeError::Config(e) = err else {
+        panic!("a config error, got {err:?}")
+    };
+    assert_eq!(
+        (e.field(), e.value()),
+        ("peers[0].endpoint", "10.0.0.1:99999")
+    );
+    let err = Node::builder(key(302)).start().unwrap_err();
+    assert!(err.to_string().contains("listen"), "{err}");
+}
