@@ -23,6 +23,7 @@ pub use error::NodeError;
 use crate::PeerId;
 use crate::config::PeerConfig;
 use crate::event::Event;
+use crate::proto::gso::GsoPacket;
 use crate::proto::{DropCounters, PacketBuf, SendError, ip, route_packet};
 use crate::runtime::{Command, ControlRequest, Shared};
 use crate::stats::PeerStats;
@@ -99,6 +100,23 @@ pub struct Received {
     pub peer: PeerId,
 }
 
+/// How far [`Node::try_send_gso`] got through a super-packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GsoProgress {
+    /// The first segment not yet sent.
+    pub next: usize,
+    /// How many segments the super-packet splits into.
+    pub segments: usize,
+}
+
+impl GsoProgress {
+    /// Whether every segment was sent.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.segments
+    }
+}
+
 /// Counters of one data shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -117,6 +135,8 @@ pub struct DataShardStats {
     pub send_failed: u64,
     /// Notices lost to a full channel.
     pub channel_dropped: u64,
+    /// Retired receiver indices the control plane was not told of (they are freed with the peer).
+    pub retirements_lost: u64,
 }
 
 /// What [`Node::stats`] reports.
@@ -139,6 +159,9 @@ pub struct NodeStats {
     pub data_shards: Vec<DataShardStats>,
     /// Events lost because the application did not take them in time.
     pub events_dropped: u64,
+    /// Commands for data shards (keypairs, keepalives) the control shard could neither deliver nor
+    /// hold because the data shards' channels stayed full.
+    pub control_backlog_dropped: u64,
     /// Whether the control shard considers itself under load (cookies required).
     pub under_load: bool,
 }
@@ -336,6 +359,54 @@ impl Node {
         Ok(sent)
     }
 
+    /// Sends a GSO super-packet (one TCP or UDP packet carrying many segments of payload, as a TUN
+    /// device with offloads hands them out) as ordinary packets of at most `segment_size` payload bytes,
+    /// blocking while a queue is full. Returns the number of segments sent. See [`GsoPacket`] for the
+    /// header fixups.
+    ///
+    /// # Errors
+    /// [`NodeError::Segmentation`] when it cannot be split; as
+    /// [`try_send_packet`](Self::try_send_packet) for each segment (the segments before it were sent).
+    pub fn send_gso(&self, packet: &[u8], segment_size: usize) -> Result<usize, NodeError> {
+        let gso = GsoPacket::new(packet, segment_size)?;
+        for i in 0..gso.segments() {
+            self.blocking(|| self.try_send_segment(&gso, i))?;
+        }
+        Ok(gso.segments())
+    }
+
+    /// Sends the segments of a GSO super-packet from segment `first` on, until one would block.
+    /// Call again with [`GsoProgress::next`] until [`GsoProgress::is_done`].
+    ///
+    /// # Errors
+    /// [`NodeError::WouldBlock`] if not even segment `first` could be queued; otherwise as
+    /// [`send_gso`](Self::send_gso).
+    pub fn try_send_gso(
+        &self,
+        packet: &[u8],
+        segment_size: usize,
+        first: usize,
+    ) -> Result<GsoProgress, NodeError> {
+        let gso = GsoPacket::new(packet, segment_size)?;
+        let segments = gso.segments();
+        let mut next = first.min(segments);
+        while next < segments {
+            match self.try_send_segment(&gso, next) {
+                Ok(()) => next += 1,
+                Err(NodeError::WouldBlock) if next > first => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(GsoProgress { next, segments })
+    }
+
+    fn try_send_segment(&self, gso: &GsoPacket<'_>, i: usize) -> Result<(), NodeError> {
+        if let Some(len) = gso.segment_len(i).filter(|&len| len > self.mtu) {
+            return Err(NodeError::TooLarge { len, max: self.mtu });
+        }
+        self.try_send_with(|dst| gso.write_segment(i, dst))
+    }
+
     /// The next authenticated inner IP packet, written into `buf`, with the peer it came from.
     ///
     /// # Errors
@@ -451,9 +522,11 @@ impl Node {
                     misdelivered: get(&c.misdelivered),
                     send_failed: get(&c.send_failed),
                     channel_dropped: get(&c.channel_dropped),
+                    retirements_lost: get(&c.retirements_lost),
                 })
                 .collect(),
             events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
+            control_backlog_dropped: self.shared.control_backlog_dropped.load(Ordering::Relaxed),
             under_load: self.shared.under_load.load(Ordering::Relaxed),
         }
     }
@@ -536,12 +609,8 @@ impl Node {
         fill: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> Result<(), NodeError> {
         let pool = self.runtime.buffer_pool();
-        // The route is known only once the packet is built, and any shard may send any buffer (it goes
-        // back to its home pool afterwards), so take the first free one.
-        let mut buf = pool
-            .take(ShardId::data(0))
-            .or_else(|| (1..self.data_shards).find_map(|k| pool.take(ShardId::data(k))))
-            .ok_or(NodeError::WouldBlock)?;
+        // The application's own pool: a fast sender cannot starve the shards' receive buffers.
+        let mut buf = pool.take_application().ok_or(NodeError::WouldBlock)?;
         let area = buf.as_mut_slice();
         let Some(len) = area.get_mut(HEADROOM..).and_then(|a| {
             let room = a.len().saturating_sub(PacketBuf::TAILROOM);

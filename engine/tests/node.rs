@@ -522,3 +522,115 @@ fn peers_are_added_updated_and_removed_while_running_and_bad_config_names_the_fi
     let err = Node::builder(key(302)).start().unwrap_err();
     assert!(err.to_string().contains("listen"), "{err}");
 }
+
+/// A TCP super-packet from 10.9.0.1:40000 to 10.9.0.2:5201 carrying `payload`, starting at `seq`,
+/// with a partial checksum as a TUN device leaves it.
+fn tcp_super_packet(seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    p[0] = 0x45;
+    p[6] = 0x40;
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&[10, 9, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 9, 0, 2]);
+    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&5201u16.to_be_bytes());
+    p[24..28].copy_from_slice(&seq.to_be_bytes());
+    p[32] = 5 << 4;
+    p[33] = 0x18; // ACK | PSH
+    p[36..38].copy_from_slice(&0x1234u16.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Ones'-complement sum check of a segment's IPv4 header and TCP checksum.
+fn ipv4_tcp_checksums_valid(seg: &[u8]) -> bool {
+    fn sum(data: &[u8], mut acc: u32) -> u32 {
+        for c in data.chunks(2) {
+            acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        acc
+    }
+    fn fold(mut s: u32) -> u32 {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s
+    }
+    let tcp = &seg[20..];
+    let pseudo = sum(&seg[12..20], 6 + tcp.len() as u32);
+    fold(sum(&seg[..20], 0)) == 0xffff && fold(sum(tcp, pseudo)) == 0xffff
+}
+
+#[test]
+fn gso_super_packets_leave_as_mtu_segments_and_arrive_in_order() {
+    let (a, b) = pair(Backend::Auto, 2);
+    let mut rng = SeededRng::new(9);
+    // UDP: each segment becomes a datagram of its own, as UDP GSO defines.
+    let payload: Vec<u8> = (0..20_000).map(|_| rng.next_u32() as u8).collect();
+    let mut udp = vec![0u8; 28 + payload.len()];
+    udp[28..].copy_from_slice(&payload);
+    let len = ip::emit_udp(
+        &mut udp,
+        "10.9.0.1:51800".parse().unwrap(),
+        "10.9.0.2:51800".parse().unwrap(),
+        payload.len(),
+    )
+    .unwrap();
+    assert_eq!(a.send_gso(&udp[..len], 1392).unwrap(), 15);
+    let mut joined = Vec::new();
+    for i in 0..15 {
+        let (got, from) = recv(&b);
+        assert_eq!(from, "10.9.0.1:51800".parse().unwrap());
+        assert_eq!(got.len(), if i < 14 { 1392 } else { 20_000 - 14 * 1392 });
+        joined.extend_from_slice(&got);
+    }
+    assert_eq!(joined, payload, "segments arrive whole and in order");
+
+    // TCP, sent without blocking: sequence numbers advance, checksums are recomputed, PSH only last.
+    let payload: Vec<u8> = (0..10_000).map(|_| rng.next_u32() as u8).collect();
+    let tcp = tcp_super_packet(7_000, &payload);
+    let mut progress = a.try_send_gso(&tcp, 1380, 0).unwrap();
+    while !progress.is_done() {
+        std::thread::sleep(Duration::from_millis(1));
+        progress = match a.try_send_gso(&tcp, 1380, progress.next) {
+            Err(NodeError::WouldBlock) => progress,
+            other => other.unwrap(),
+        };
+    }
+    assert_eq!(progress.segments, 8);
+    let mut joined = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + WAIT;
+    while joined.len() < payload.len() {
+        assert!(Instant::now() < deadline, "TCP segments arrive");
+        let (n, _) = match b.try_recv_packet(&mut buf) {
+            Err(NodeError::WouldBlock) => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            other => other.unwrap(),
+        };
+        let seg = &buf[..n];
+        assert!(n <= 1420, "a segment fits the MTU");
+        assert!(ipv4_tcp_checksums_valid(seg), "checksums valid");
+        let seq = u32::from_be_bytes(seg[24..28].try_into().unwrap());
+        assert_eq!(seq, 7_000 + joined.len() as u32);
+        let last = joined.len() + (n - 40) == payload.len();
+        assert_eq!(seg[33] & 0x08 != 0, last, "PSH on the last segment only");
+        joined.extend_from_slice(&seg[40..]);
+    }
+    assert_eq!(joined, payload);
+
+    // A segment size the MTU cannot carry is refused before anything leaves; so is a fragment.
+    match a.send_gso(&tcp, 1400) {
+        Err(NodeError::TooLarge { len, max }) => assert_eq!((len, max), (1440, 1420)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let mut fragment = tcp.clone();
+    fragment[6] = 0x20;
+    assert!(matches!(
+        a.send_gso(&fragment, 1380),
+        Err(NodeError::Segmentation(_))
+    ));
+}

@@ -43,23 +43,35 @@ pub(crate) struct Pools {
 }
 
 impl Pools {
-    /// `count` buffers of `data_capacity` bytes (plus head- and tailroom) for each of `shards` shards.
-    pub(crate) fn new(shards: usize, count: usize, data_capacity: usize) -> Self {
-        let free: Vec<ArrayQueue<Buf>> = (0..shards)
-            .map(|shard| {
-                let q = ArrayQueue::new(count);
-                for _ in 0..count {
+    /// `count` buffers of `data_capacity` bytes (plus head- and tailroom) for each of `shards` shards,
+    /// and `application` more in a list of their own (index `shards`) for threads outside the shards.
+    pub(crate) fn new(
+        shards: usize,
+        count: usize,
+        application: usize,
+        data_capacity: usize,
+    ) -> Self {
+        let free: Vec<ArrayQueue<Buf>> = (0..=shards)
+            .map(|home| {
+                let n = if home == shards { application } else { count };
+                let q = ArrayQueue::new(n.max(1));
+                for _ in 0..n {
                     let buf = Buf {
                         data: vec![0u8; HEADROOM + data_capacity + TAILROOM].into_boxed_slice(),
-                        home: shard as u16,
+                        home: home as u16,
                     };
-                    // The queue holds exactly `count`, so this never fails.
+                    // The queue holds exactly `n`, so this never fails.
                     let _ = q.push(buf);
                 }
                 q
             })
             .collect();
         Pools { free: free.into() }
+    }
+
+    /// A free buffer of the application list, if any is left.
+    pub(crate) fn take_application(&self) -> Option<Buf> {
+        self.free.last()?.pop()
     }
 
     /// A free buffer of `shard`, if any is left.
@@ -96,6 +108,12 @@ impl BufferPool {
     /// A free buffer of `shard`'s pool, if any is left.
     pub fn take(&self, shard: crate::ShardId) -> Option<Buf> {
         self.pools.take(shard.index())
+    }
+
+    /// A free buffer of the application pool (for a thread outside the shards that fills it and hands
+    /// it to a shard with a command), if any is left. Any shard may send it; it comes home afterwards.
+    pub fn take_application(&self) -> Option<Buf> {
+        self.pools.take_application()
     }
 
     /// Returns `buf` to its home pool.

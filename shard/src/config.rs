@@ -70,6 +70,7 @@ pub struct RuntimeConfig {
     pub(crate) backend: Backend,
     pub(crate) batch: usize,
     pub(crate) buffers_per_shard: usize,
+    pub(crate) application_buffers: usize,
     pub(crate) max_datagram: usize,
     pub(crate) socket_buffer: usize,
     pub(crate) gso: bool,
@@ -99,6 +100,7 @@ impl RuntimeConfig {
             backend: Backend::Auto,
             batch: 32,
             buffers_per_shard: 256,
+            application_buffers: 256,
             max_datagram: 1500,
             socket_buffer: 4 << 20,
             gso: true,
@@ -145,6 +147,14 @@ impl RuntimeConfig {
     /// super-datagram, so the default costs 16 MiB per shard; without them, `max_datagram` bytes each.
     pub fn buffers_per_shard(mut self, n: usize) -> Self {
         self.buffers_per_shard = n;
+        self
+    }
+
+    /// Buffers an application thread fills outside the shards and hands over with a command
+    /// ([`BufferPool::take_application`](crate::BufferPool::take_application); default 256). A pool of
+    /// its own, so an application that sends fast cannot starve the shards' receive pools.
+    pub fn application_buffers(mut self, n: usize) -> Self {
+        self.application_buffers = n;
         self
     }
 
@@ -232,6 +242,13 @@ impl RuntimeConfig {
                 "buffers_per_shard",
                 self.buffers_per_shard.to_string(),
                 "must be at least twice the batch",
+            );
+        }
+        if self.application_buffers == 0 {
+            return bad(
+                "application_buffers",
+                self.application_buffers.to_string(),
+                "must be at least 1",
             );
         }
         if self.max_datagram < 64 || self.max_datagram > MAX_UDP_PAYLOAD {

@@ -97,7 +97,12 @@ impl<C: Send + 'static> Runtime<C> {
         } else {
             config.max_datagram
         };
-        let pools = Pools::new(shards, config.buffers_per_shard, data_capacity);
+        let pools = Pools::new(
+            shards,
+            config.buffers_per_shard,
+            config.application_buffers,
+            data_capacity,
+        );
         let (outbox, inboxes) = channel::mesh::<C>(shards, config.channel_capacity, pools.clone())
             .map_err(|source| StartError::Shard {
                 shard: 0,

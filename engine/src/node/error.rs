@@ -6,6 +6,7 @@ use pnet_mesh_shard::StartError;
 
 use crate::config::ConfigError;
 use crate::proto::SendError;
+use crate::proto::gso::GsoError;
 
 /// Why a [`Node`](crate::Node) call failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,9 @@ pub enum NodeError {
     /// Not a well-formed IPv4 or IPv6 packet.
     #[error("not a well-formed IPv4 or IPv6 packet")]
     InvalidPacket,
+    /// A GSO super-packet that cannot be split into segments.
+    #[error("cannot segment the super-packet: {0}")]
+    Segmentation(#[from] GsoError),
     /// The protocol core refused the packet.
     #[error(transparent)]
     Send(SendError),

@@ -635,6 +635,12 @@ impl DataPath {
         }
     }
 
+    /// Retired indices the control plane could not be told of (pending slots full, or the queue of a
+    /// removed peer's retirements full); the control plane then frees them only when the peer goes.
+    pub fn retirements_lost(&self) -> u64 {
+        self.retired_overflow
+    }
+
     fn dropped<'b>(&mut self, reason: DropReason) -> Datagram<'b> {
         self.drops.count(reason);
         Datagram::Dropped(reason)

@@ -9,7 +9,8 @@ pub const IPV4_HEADER_LEN: usize = 20;
 pub const IPV6_HEADER_LEN: usize = 40;
 /// UDP header length.
 pub const UDP_HEADER_LEN: usize = 8;
-const PROTO_UDP: u8 = 17;
+pub(crate) const PROTO_UDP: u8 = 17;
+pub(crate) const PROTO_TCP: u8 = 6;
 
 /// Why bytes are not an acceptable inner IP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +170,8 @@ fn write_udp(
     Some(())
 }
 
-fn sum(data: &[u8], init: u32) -> u32 {
+/// The ones'-complement sum of `data` as 16-bit big-endian words, added to `init` (RFC 1071).
+pub(crate) fn sum(data: &[u8], init: u32) -> u32 {
     let mut acc = u64::from(init);
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
@@ -186,7 +188,8 @@ fn sum(data: &[u8], init: u32) -> u32 {
     acc as u32
 }
 
-fn fold(mut s: u32) -> u16 {
+/// Folds a 32-bit ones'-complement sum to 16 bits.
+pub(crate) fn fold(mut s: u32) -> u16 {
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }

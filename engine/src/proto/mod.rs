@@ -19,6 +19,7 @@ mod control;
 mod cookie;
 mod data_path;
 mod endpoint;
+pub mod gso;
 mod handoff;
 mod handshake;
 mod index_table;

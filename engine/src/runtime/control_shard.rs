@@ -192,6 +192,9 @@ impl ControlShard {
             self.backlog.push_back((shard, command));
         } else {
             self.backlog_dropped += 1;
+            self.shared
+                .control_backlog_dropped
+                .store(self.backlog_dropped, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -249,5 +249,11 @@ impl DataShard {
         }
         self.shared
             .publish_drops(self.index() + 1, self.path.drop_counters());
+        if let Some(c) = self.shared.data_counters.get(self.index()) {
+            c.retirements_lost.store(
+                self.path.retirements_lost(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct DataShardCounters {
     pub(crate) send_failed: AtomicU64,
     /// Notices or commands lost to a full channel.
     pub(crate) channel_dropped: AtomicU64,
+    /// Retired indices the control plane was not told of (the data path's pending slots were full).
+    pub(crate) retirements_lost: AtomicU64,
 }
 
 /// What the shards share with the application threads.
@@ -106,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) deliveries: ArrayQueue<Delivery>,
     pub(crate) events: ArrayQueue<TimedEvent>,
     pub(crate) events_dropped: AtomicU64,
+    /// Commands for data shards the control shard could neither send nor hold.
+    pub(crate) control_backlog_dropped: AtomicU64,
     pub(crate) readiness: Readiness,
     pub(crate) routes: RwLock<Arc<AllowedIps>>,
     /// Drops per reason, per shard (index = shard id), refreshed after each batch.
@@ -127,6 +131,7 @@ impl Shared {
             deliveries: ArrayQueue::new(receive_queue.max(1)),
             events: ArrayQueue::new(event_capacity.max(1)),
             events_dropped: AtomicU64::new(0),
+            control_backlog_dropped: AtomicU64::new(0),
             readiness: Readiness::new()?,
             routes: RwLock::new(routes),
             drops: (0..=data_shards)
