@@ -106,5 +106,30 @@ if [ -f engine/fuzz/Cargo.toml ] && [ -f scripts/check-fuzz.sh ]; then
     stage_done "fuzz targets"
 fi
 
+# --- smokes -----------------------------------------------------------------------------------------
+# The bench binary was built with the workspace ($PROFILE profile, debug assertions on): --smoke lets
+# it run to prove the scenarios work end to end. No timing is asserted; the numbers are not comparable.
+stage "smokes (bench scenarios, one second each)"
+bench_bin="$CARGO_TARGET_DIR/$PROFILE/bench"
+smoke_dir="$log_dir/bench-smoke"
+mkdir -p "$smoke_dir"
+"$bench_bin" --smoke --macro in-memory --payload 1420 --warmup 200ms --duration 1s \
+    --output "$smoke_dir/in-memory.json" > /dev/null
+"$bench_bin" --smoke --macro udp-loopback --payload 1420 --warmup 200ms --duration 1s --backend both \
+    --output "$smoke_dir/udp-loopback.json" > /dev/null
+python3 - "$smoke_dir/udp-loopback.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = [r] + r["other_backends"]
+for run in runs:
+    for leg in ("ours", "ceiling", "bare_udp"):
+        assert run[leg]["packets_received"] > 0, f"{run['backend']} {leg}: nothing received"
+assert r["boringtun"]["packets_received"] > 0, "boringtun: nothing received"
+print("udp-loopback smoke: " + ", ".join(
+    f"{run['backend']} ours {run['packets_per_sec']:.0f}/s ceiling {run['ceiling']['packets_per_sec']:.0f}/s"
+    for run in runs) + f", boringtun {r['boringtun']['packets_per_sec']:.0f}/s (smoke numbers, not comparable)")
+PY
+stage_done "smokes"
+
 echo
 echo "all checks passed"

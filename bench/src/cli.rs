@@ -8,17 +8,20 @@ use crate::duration::parse_duration;
 /// The usage text.
 pub const USAGE: &str = "\
 usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
-             [--shards N] [--backend auto|io-uring|mmsg] [--output FILE]
+             [--shards N] [--backend auto|io-uring|mmsg|both] [--output FILE]
 
-  --macro SCENARIO   in-memory (two endpoints, no sockets); udp-loopback and testnode-smoke are
-                     not implemented yet
+  --macro SCENARIO   in-memory (two endpoints, no sockets); udp-loopback (two nodes over localhost
+                     UDP beside the ceiling, bare UDP and boringtun); testnode-smoke is not
+                     implemented yet
   --payload N        inner IP packet length in bytes, 28 to 1420 (default 1420)
   --warmup DUR       untimed run first (default 1s)
   --duration DUR     measured run (default 5s)
-  --shards N         data shards (in-memory: 1 only)
-  --backend B        socket backend (in-memory has none: auto only)
+  --shards N         data shards per node (udp-loopback; default 1; in-memory: 1 only)
+  --backend B        socket backend; `both` runs io-uring beside mmsg (in-memory has none: auto)
   --output FILE      write the JSON here instead of
                      artifacts/benchmarks/results/macro-<scenario>-<payload>.json
+  --smoke            run even from a build with debug assertions (CI's smoke test: it proves the
+                     scenario runs; the report's `build` says its numbers are not comparable)
 
 DUR is 500ms, 2s, 3m, 1h or hh:mm:ss. The JSON report goes to stdout and to the file; progress goes
 to stderr. Build with --release: `cargo run --release -p pnet-mesh-bench -- --macro in-memory ...`.
@@ -63,6 +66,8 @@ pub struct MacroArgs {
     pub backend: Option<String>,
     /// `--output`, if given.
     pub output: Option<PathBuf>,
+    /// `--smoke`: run even from a build with debug assertions (CI's smoke test; numbers not comparable).
+    pub smoke: bool,
 }
 
 /// What the command line asks for.
@@ -86,6 +91,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
     let mut shards = None;
     let mut backend = None;
     let mut output = None;
+    let mut smoke = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -94,6 +100,10 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
         };
         if flag == "--help" || flag == "-h" {
             return Ok(Command::Help);
+        }
+        if flag == "--smoke" {
+            smoke = true;
+            continue;
         }
         let mut value = || {
             inline
@@ -141,9 +151,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
             }
             "--backend" => {
                 let v = value()?;
-                if !["auto", "io-uring", "mmsg"].contains(&v.as_str()) {
+                if !["auto", "io-uring", "mmsg", "both"].contains(&v.as_str()) {
                     return Err(format!(
-                        "--backend {v}: unknown backend (auto, io-uring, mmsg)"
+                        "--backend {v}: unknown backend (auto, io-uring, mmsg, both)"
                     ));
                 }
                 backend = Some(v);
@@ -161,6 +171,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
         shards,
         backend,
         output,
+        smoke,
     }))
 }
 
@@ -199,6 +210,7 @@ mod tests {
                 shards: Some(1),
                 backend: Some("auto".into()),
                 output: Some("x.json".into()),
+                smoke: false,
             }))
         );
     }

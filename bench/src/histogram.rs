@@ -1,6 +1,8 @@
 //! A fixed-size latency histogram: log-linear buckets (128 per power of two, so under 0.8 % error),
 //! allocated once, so recording a sample never allocates.
 
+use serde::Serialize;
+
 /// Sub-buckets per power of two, as a power of two.
 const SUB_BITS: u32 = 7;
 const SUB: usize = 1 << SUB_BITS;
@@ -121,6 +123,37 @@ fn bucket(i: usize) -> (u64, u64) {
     let shift = (i / SUB - 1) as u32;
     let top = (SUB + i % SUB) as u64;
     (top << shift, 1 << shift)
+}
+
+/// Percentiles of the per-packet latency.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// How it was measured.
+    pub method: &'static str,
+    /// Median, nanoseconds.
+    pub p50_ns: u64,
+    /// 95th percentile, nanoseconds.
+    pub p95_ns: u64,
+    /// 99th percentile, nanoseconds.
+    pub p99_ns: u64,
+    /// Largest, nanoseconds.
+    pub max_ns: u64,
+    /// Packets timed.
+    pub samples: u64,
+}
+
+impl Latency {
+    /// The percentiles of `h`, with how they were measured.
+    pub fn from(h: &Histogram, method: &'static str) -> Latency {
+        Latency {
+            method,
+            p50_ns: h.quantile(0.50),
+            p95_ns: h.quantile(0.95),
+            p99_ns: h.quantile(0.99),
+            max_ns: h.max(),
+            samples: h.len(),
+        }
+    }
 }
 
 #[cfg(test)]

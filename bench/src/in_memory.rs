@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::alloc_count;
 use crate::environment::Environment;
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, Latency};
 use crate::pair::{self, Pair, Side};
+use crate::threads::{self, ThreadReport};
 
 /// The MTU of the scenario's endpoints (the engine's default).
 pub const MTU: usize = 1420;
@@ -27,36 +28,6 @@ pub struct InMemoryOptions {
     pub duration: Duration,
 }
 
-/// Percentiles of the per-packet latency.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// How it was measured.
-    pub method: &'static str,
-    /// Median, nanoseconds.
-    pub p50_ns: u64,
-    /// 95th percentile, nanoseconds.
-    pub p95_ns: u64,
-    /// 99th percentile, nanoseconds.
-    pub p99_ns: u64,
-    /// Largest, nanoseconds.
-    pub max_ns: u64,
-    /// Packets timed.
-    pub samples: u64,
-}
-
-impl Latency {
-    fn from(h: &Histogram, method: &'static str) -> Latency {
-        Latency {
-            method,
-            p50_ns: h.quantile(0.50),
-            p95_ns: h.quantile(0.95),
-            p99_ns: h.quantile(0.99),
-            max_ns: h.max(),
-            samples: h.len(),
-        }
-    }
-}
-
 /// The bare AEAD loop's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct BareAead {
@@ -66,17 +37,6 @@ pub struct BareAead {
     pub packets_per_sec: f64,
     /// Per-packet latency (seal start to open end).
     pub latency: Latency,
-}
-
-/// A thread's placement and CPU time over the measured window.
-#[derive(Debug, Clone, Serialize)]
-pub struct ThreadReport {
-    /// What the thread does.
-    pub role: &'static str,
-    /// The CPU it last ran on (`/proc/thread-self/stat`), where readable.
-    pub cpu: Option<u32>,
-    /// On-CPU time during the measured window (`/proc/thread-self/schedstat`), where readable.
-    pub cpu_time_secs: Option<f64>,
 }
 
 /// The JSON object the scenario prints.
@@ -179,11 +139,11 @@ pub fn run(
         "in-memory: measuring {len}-byte packets for {:?}",
         opts.duration
     ));
-    let cpu_before = thread_cpu_ns();
+    let cpu_before = threads::current_cpu_ns();
     let allocs_before = alloc_count::snapshot();
     let stats = protocol_loop(&mut pair, &templates, &mut bufs, &mut hist, opts.duration)?;
     let allocs = alloc_count::snapshot() - allocs_before;
-    let cpu_after = thread_cpu_ns();
+    let cpu_after = threads::current_cpu_ns();
     let latency = Latency::from(&hist, LATENCY_METHOD);
 
     progress(&format!(
@@ -231,8 +191,9 @@ pub fn run(
         ratio_vs_bare_aead: if bare_pps > 0.0 { pps / bare_pps } else { 0.0 },
         bare_aead: bare,
         threads: vec![ThreadReport {
-            role: "both endpoints (sender and receiver) in one thread",
-            cpu: thread_cpu(),
+            name: "both endpoints (sender and receiver) in one thread".to_string(),
+            tid: None,
+            cpu: threads::current_cpu(),
             cpu_time_secs: cpu_before
                 .zip(cpu_after)
                 .map(|(b, a)| a.saturating_sub(b) as f64 / 1e9),
@@ -351,24 +312,6 @@ fn bare_loop(
             return (counter, t1 - start);
         }
     }
-}
-
-/// This thread's on-CPU nanoseconds, from `/proc/thread-self/schedstat`.
-fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// The CPU this thread last ran on: field 39 of `/proc/thread-self/stat`.
-fn thread_cpu() -> Option<u32> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces; field 3 is first.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(39 - 3)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! the `bench` binary refuses a debug build. Reports are JSON under `artifacts/benchmarks/results/`
 //! (git-ignored); see [`environment::results_dir`].
 //!
-//! What is here: the `in-memory` macro scenario ([`in_memory`]), a counting global allocator for
+//! What is here: the `in-memory` macro scenario ([`in_memory`]), the `udp-loopback` scenario with its
+//! ceiling, bare-UDP and boringtun legs ([`udp_loopback`]), a counting global allocator for
 //! allocations per operation ([`alloc_count`]), a fixed-size latency histogram ([`histogram`]), two
-//! endpoints joined in memory ([`pair`]) and the command line ([`cli`], [`duration`]). Not yet: the
-//! `udp-loopback` and `testnode-smoke` scenarios (they need the node and the container harness).
+//! endpoints joined in memory ([`pair`]), thread placement and CPU time ([`threads`]) and the command
+//! line ([`cli`], [`duration`]). Not yet: the `testnode-smoke` scenario (it needs the container
+//! harness).
 #![deny(missing_docs)]
 
 pub mod alloc_count;
@@ -18,3 +20,5 @@ pub mod environment;
 pub mod histogram;
 pub mod in_memory;
 pub mod pair;
+pub mod threads;
+pub mod udp_loopback;

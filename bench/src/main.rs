@@ -10,10 +10,13 @@
 
 use std::process::ExitCode;
 
+use pnet_mesh::Backend;
+
 use pnet_mesh_bench::alloc_count::CountingAllocator;
 use pnet_mesh_bench::cli::{Command, MacroArgs, Scenario, USAGE, parse_args};
 use pnet_mesh_bench::environment::{results_dir, write_report};
 use pnet_mesh_bench::in_memory::{self, InMemoryOptions};
+use pnet_mesh_bench::udp_loopback::{self, UdpLoopbackOptions};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -34,7 +37,7 @@ fn main() -> ExitCode {
         }
         Command::Macro(m) => m,
     };
-    if cfg!(debug_assertions) {
+    if cfg!(debug_assertions) && !m.smoke {
         eprintln!(
             "bench: refusing to run: this build has debug assertions (a debug or `ci` profile build), so \
              its numbers would mislead; run the release build instead:\n    \
@@ -45,11 +48,8 @@ fn main() -> ExitCode {
     }
     match m.scenario {
         Scenario::InMemory => run_in_memory(&m),
-        Scenario::UdpLoopback => not_implemented(m.scenario, "the node (issue 5)"),
-        Scenario::TestnodeSmoke => not_implemented(
-            m.scenario,
-            "the node (issue 5) and the container harness (issue 11)",
-        ),
+        Scenario::UdpLoopback => run_udp_loopback(&m),
+        Scenario::TestnodeSmoke => not_implemented(m.scenario, "the container harness (issue 11)"),
     }
 }
 
@@ -86,7 +86,40 @@ fn run_in_memory(m: &MacroArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let json = match serde_json::to_string_pretty(&report) {
+    emit(m, &report)
+}
+
+fn run_udp_loopback(m: &MacroArgs) -> ExitCode {
+    let backends = match m.backend.as_deref().unwrap_or("auto") {
+        "io-uring" => vec![Backend::IoUring],
+        "mmsg" => vec![Backend::Mmsg],
+        "both" => vec![Backend::IoUring, Backend::Mmsg],
+        _ => vec![Backend::Auto],
+    };
+    let opts = UdpLoopbackOptions {
+        payload: m.payload,
+        warmup: m.warmup,
+        duration: m.duration,
+        shards: m.shards.map_or(1, |n| n as usize),
+        backends,
+    };
+    let report = match udp_loopback::run(&opts, &mut |line| eprintln!("bench: {line}")) {
+        Ok(r) => r,
+        Err(e) if e.starts_with("--payload") => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("bench: udp-loopback scenario failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    emit(m, &report)
+}
+
+/// Prints the report as JSON and writes it under the results directory (or `--output`).
+fn emit(m: &MacroArgs, report: &impl serde::Serialize) -> ExitCode {
+    let json = match serde_json::to_string_pretty(report) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("bench: cannot encode the report: {e}");

@@ -43,6 +43,8 @@ pub(crate) use probe::probe;
 const MIN_ENTRIES: u32 = 8;
 /// How long `Drop` waits for the kernel to confirm the cancellation of requests in flight.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
+/// How soon a shard whose receive slots found the pool empty looks for returned buffers again.
+const STARVED_RETRY: Duration = Duration::from_micros(200);
 
 // `user_data`: the kind of request in the high 32 bits, its slot in the low 32.
 const KIND_MASK: u64 = !0xffff_ffff;
@@ -165,6 +167,8 @@ pub(crate) struct UringIo {
     waker_armed: bool,
     /// The waker fired since the last `recv` returned.
     woken: bool,
+    /// A receive slot found the pool empty at the last arming.
+    starved: bool,
     recv: Box<[RecvSlot]>,
     /// Completed receive slots in completion order (capacity: every slot, so it never grows).
     ready: VecDeque<usize>,
@@ -277,6 +281,7 @@ impl UringIo {
             waker_buf: Box::new(0),
             waker_armed: false,
             woken: false,
+            starved: false,
             ready: VecDeque::with_capacity(recv.len()),
             recv,
             retry: Vec::with_capacity(send.len()),
@@ -330,6 +335,7 @@ impl UringIo {
         if dry {
             ShardStats::add(&ctx.stats.no_buffer, 1);
         }
+        self.starved = dry;
         if !self.waker_armed {
             let sqe = opcode::Read::new(
                 types::Fd(self.waker_fd),
@@ -586,6 +592,13 @@ impl Io for UringIo {
         self.arm_idle(ctx)?;
         self.reap();
         if self.ready.is_empty() && !self.woken {
+            // Buffers come back from other threads without a wake-up: while a receive slot waits for
+            // one, look again soon rather than sleep until the next datagram or command.
+            let timeout = if self.starved {
+                Some(timeout.map_or(STARVED_RETRY, |t| t.min(STARVED_RETRY)))
+            } else {
+                timeout
+            };
             self.wait(timeout)?;
             self.reap();
         }
