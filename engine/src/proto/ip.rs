@@ -171,15 +171,27 @@ fn write_udp(
 }
 
 /// The ones'-complement sum of `data` as 16-bit big-endian words, added to `init` (RFC 1071).
+///
+/// Eight bytes at a time: a 32-bit word `(a << 16) + b` is congruent to `a + b` modulo `0xffff`, so
+/// adding 32-bit halves into a 64-bit accumulator and folding at the end gives the same sum with a
+/// quarter of the additions (the checksum of every datagram the node builds runs through here).
 pub(crate) fn sum(data: &[u8], init: u32) -> u32 {
     let mut acc = u64::from(init);
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let w = u64::from_be_bytes(bytes);
+        // Each half is below 2^32, so 2^32 of these additions cannot overflow.
+        acc += (w >> 32) + (w & 0xffff_ffff);
+    }
+    let mut pairs = words.remainder().chunks_exact(2);
+    for c in &mut pairs {
         if let [hi, lo] = c {
             acc += u64::from(u16::from_be_bytes([*hi, *lo]));
         }
     }
-    if let [last] = chunks.remainder() {
+    if let [last] = pairs.remainder() {
         acc += u64::from(*last) << 8;
     }
     while acc > 0xffff_ffff {
@@ -287,6 +299,21 @@ mod tests {
             prop_assert!(verify_udp_checksum(&buf[..n]));
             prop_assert_eq!(source(&buf), Some(src.ip()));
             prop_assert_eq!(destination(&buf), Some(dst.ip()));
+        }
+
+        #[test]
+        fn wide_sum_matches_the_word_by_word_definition(
+            data in prop::collection::vec(any::<u8>(), 0..3000),
+            init in 0u32..0x0010_0000,
+        ) {
+            let mut naive = u64::from(init);
+            for c in data.chunks(2) {
+                naive += u64::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]));
+            }
+            while naive > 0xffff {
+                naive = (naive & 0xffff) + (naive >> 16);
+            }
+            prop_assert_eq!(u64::from(fold(sum(&data, init))), naive);
         }
 
         #[test]
