@@ -8,7 +8,12 @@ use crate::duration::parse_duration;
 /// The usage text.
 pub const USAGE: &str = "\
 usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
-             [--shards N] [--backend auto|io-uring|mmsg|both] [--output FILE]
+             [--shards N] [--backend auto|io-uring|mmsg|both] [--output FILE] [--smoke]
+       bench report DIR [--output FILE]
+
+  report DIR         turn the JSON reports in DIR into one HTML page with SVG charts (throughput and
+                     latency by payload size, ours beside the ceiling and the peer); default output
+                     DIR/report.html
 
   --macro SCENARIO   in-memory (two endpoints, no sockets); udp-loopback (two nodes over localhost
                      UDP beside the ceiling, bare UDP and boringtun); testnode-smoke is not
@@ -77,6 +82,13 @@ pub enum Command {
     Help,
     /// `--macro …`.
     Macro(MacroArgs),
+    /// `report DIR [--output FILE]`: saved JSON reports to an HTML page.
+    Report {
+        /// Where the JSON reports are.
+        dir: PathBuf,
+        /// The page; default `DIR/report.html`.
+        output: Option<PathBuf>,
+    },
 }
 
 /// Parses the arguments after the program name.
@@ -84,6 +96,22 @@ pub enum Command {
 /// # Errors
 /// A message naming the offending argument.
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut args = args.into_iter().peekable();
+    if args.peek().map(String::as_str) == Some("report") {
+        args.next();
+        let dir = args
+            .next()
+            .ok_or("report needs a directory: bench report DIR")?;
+        let output = match (args.next().as_deref(), args.next()) {
+            (None, _) => None,
+            (Some("--output"), Some(file)) => Some(PathBuf::from(file)),
+            (Some(other), _) => return Err(format!("report: unknown argument `{other}`")),
+        };
+        return Ok(Command::Report {
+            dir: PathBuf::from(dir),
+            output,
+        });
+    }
     let mut scenario = None;
     let mut payload = 1420;
     let mut warmup = Duration::from_secs(1);
@@ -92,7 +120,6 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
     let mut backend = None;
     let mut output = None;
     let mut smoke = false;
-    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -256,5 +283,33 @@ mod tests {
             let err = parse(args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn report_takes_a_directory_and_an_optional_output() {
+        assert_eq!(
+            parse(&["report", "results"]),
+            Ok(Command::Report {
+                dir: "results".into(),
+                output: None
+            })
+        );
+        assert_eq!(
+            parse(&["report", "results", "--output", "page.html"]),
+            Ok(Command::Report {
+                dir: "results".into(),
+                output: Some("page.html".into())
+            })
+        );
+        assert!(
+            parse(&["report"])
+                .unwrap_err()
+                .contains("needs a directory")
+        );
+        assert!(
+            parse(&["report", "d", "--bogus"])
+                .unwrap_err()
+                .contains("--bogus")
+        );
     }
 }

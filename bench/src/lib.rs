@@ -8,8 +8,8 @@
 //! What is here: the `in-memory` macro scenario ([`in_memory`]), the `udp-loopback` scenario with its
 //! ceiling, bare-UDP and boringtun legs ([`udp_loopback`]), a counting global allocator for
 //! allocations per operation ([`alloc_count`]), a fixed-size latency histogram ([`histogram`]), two
-//! endpoints joined in memory ([`pair`]), thread placement and CPU time ([`threads`]) and the command
-//! line ([`cli`], [`duration`]). Not yet: the `testnode-smoke` scenario (it needs the container
+//! endpoints joined in memory ([`pair`]), thread placement and CPU time ([`threads`]), the HTML report ([`report`]) and the
+//! command line ([`cli`], [`duration`]). Not yet: the `testnode-smoke` scenario (it needs the container
 //! harness).
 #![deny(missing_docs)]
 
@@ -20,5 +20,6 @@ pub mod environment;
 pub mod histogram;
 pub mod in_memory;
 pub mod pair;
+pub mod report;
 pub mod threads;
 pub mod udp_loopback;

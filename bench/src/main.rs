@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Macro(m) => m,
+        Command::Report { dir, output } => return run_report(&dir, output),
     };
     if cfg!(debug_assertions) && !m.smoke {
         eprintln!(
@@ -131,6 +132,27 @@ fn emit(m: &MacroArgs, report: &impl serde::Serialize) -> ExitCode {
         results_dir().join(format!("macro-{}-{}.json", m.scenario.name(), m.payload))
     });
     match write_report(&path, &(json + "\n")) {
+        Ok(()) => {
+            eprintln!("bench: wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_report(dir: &std::path::Path, output: Option<std::path::PathBuf>) -> ExitCode {
+    let html = match pnet_mesh_bench::report::render_dir(dir) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = output.unwrap_or_else(|| dir.join("report.html"));
+    match write_report(&path, &html) {
         Ok(()) => {
             eprintln!("bench: wrote {}", path.display());
             ExitCode::SUCCESS
