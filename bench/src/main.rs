@@ -76,18 +76,10 @@ fn run_in_memory(m: &MacroArgs) -> ExitCode {
         warmup: m.warmup,
         duration: m.duration,
     };
-    let report = match in_memory::run(&opts, &mut |line| eprintln!("bench: {line}")) {
-        Ok(r) => r,
-        Err(e) if e.starts_with("--payload") => {
-            eprintln!("bench: {e}");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("bench: in-memory scenario failed: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    emit(m, &report)
+    finish(
+        m,
+        in_memory::run(&opts, &mut |line| eprintln!("bench: {line}")),
+    )
 }
 
 fn run_udp_loopback(m: &MacroArgs) -> ExitCode {
@@ -104,18 +96,25 @@ fn run_udp_loopback(m: &MacroArgs) -> ExitCode {
         shards: m.shards.map_or(1, |n| n as usize),
         backends,
     };
-    let report = match udp_loopback::run(&opts, &mut |line| eprintln!("bench: {line}")) {
-        Ok(r) => r,
+    finish(
+        m,
+        udp_loopback::run(&opts, &mut |line| eprintln!("bench: {line}")),
+    )
+}
+
+/// Emits a scenario's report, or says why it failed: exit 2 for a bad `--payload`, 1 otherwise.
+fn finish(m: &MacroArgs, result: Result<impl serde::Serialize, String>) -> ExitCode {
+    match result {
+        Ok(report) => emit(m, &report),
         Err(e) if e.starts_with("--payload") => {
             eprintln!("bench: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("bench: udp-loopback scenario failed: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("bench: {} scenario failed: {e}", m.scenario.name());
+            ExitCode::FAILURE
         }
-    };
-    emit(m, &report)
+    }
 }
 
 /// Prints the report as JSON and writes it under the results directory (or `--output`).
