@@ -77,6 +77,7 @@ pub mod proto;
 #[cfg(feature = "runtime")]
 mod runtime;
 pub mod stats;
+pub mod wg_quick;
 
 pub use pnet_mesh_crypto as crypto;
 
