@@ -197,6 +197,11 @@ impl Node {
         self.runtime.report()
     }
 
+    /// The mesh-side UDP port of [`send_to`](Self::send_to) and [`recv_from`](Self::recv_from).
+    pub fn datagram_port(&self) -> u16 {
+        self.datagram_port
+    }
+
     /// The largest UDP payload [`send_to`](Self::send_to) takes towards `to`.
     pub fn max_datagram(&self, to: IpAddr) -> usize {
         let headers = if to.is_ipv4() { 20 + 8 } else { 40 + 8 };
@@ -223,7 +228,20 @@ impl Node {
     }
 
     /// Sends `payload` from our mesh address and `from_port` to `to` (for forwarders that use many
-    /// ports).
+    /// ports), blocking while the owning shard's queue is full.
+    ///
+    /// # Errors
+    /// As [`send_to`](Self::send_to).
+    pub fn send_udp(
+        &self,
+        from_port: u16,
+        to: SocketAddr,
+        payload: &[u8],
+    ) -> Result<(), NodeError> {
+        self.blocking(|| self.try_send_udp(from_port, to, payload))
+    }
+
+    /// Like [`send_udp`](Self::send_udp), but returns [`NodeError::WouldBlock`] instead of waiting.
     ///
     /// # Errors
     /// As [`try_send_to`](Self::try_send_to).

@@ -90,8 +90,9 @@ pub const TAILROOM: usize = 15 + 16;
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
 impl RuntimeConfig {
-    /// A runtime listening on `listen` (one socket group per address; port 0 picks a free port,
-    /// shared by the whole group).
+    /// A runtime listening on `listen` (one socket group per address, at most one per family; port
+    /// 0 picks a free port, shared by the whole group, and a port 0 after the first address takes
+    /// the first one's port).
     pub fn new(listen: impl IntoIterator<Item = SocketAddr>) -> Self {
         RuntimeConfig {
             listen: listen.into_iter().collect(),

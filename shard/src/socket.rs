@@ -31,12 +31,30 @@ fn socket_err(addr: SocketAddr, what: &'static str) -> impl FnOnce(io::Error) ->
 }
 
 /// Binds a plain socket (no SO_REUSEPORT) to `addr`: fails with [`StartError::AddrInUse`] if anyone
-/// holds it, and resolves port 0 to a free port.
+/// holds it, and resolves port 0 to a free port. IPv6 probes are IPv6-only, like the group after
+/// them, so that an IPv4 group on the same port does not count as taking it.
 fn probe(addr: SocketAddr) -> Result<SocketAddr, StartError> {
-    match UdpSocket::bind(addr) {
-        Ok(s) => s
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))
+        .map_err(socket_err(addr, "socket"))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)
+            .map_err(socket_err(addr, "IPV6_V6ONLY"))?;
+    }
+    match s.bind(&addr.into()) {
+        Ok(()) => s
             .local_addr()
-            .map_err(socket_err(addr, "read the probed address")),
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| StartError::Socket {
+                addr,
+                what: "read the probed address",
+                source: io::Error::other("not an IP address"),
+            }),
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(StartError::AddrInUse { addr }),
         Err(e) => Err(StartError::Socket {
             addr,
@@ -100,6 +118,14 @@ pub(crate) fn build(
     let mut granted = Granted::default();
     let mut steering_attached = config.steering.is_some() && config.attach_steering_program;
     for &requested in &config.listen {
+        // A port 0 after the first address takes the port the first was given, so that a node on
+        // 0.0.0.0:0 and [::]:0 listens on one port for both families, as WireGuard does.
+        let requested = match locals.first() {
+            Some(first) if requested.port() == 0 => {
+                SocketAddr::new(requested.ip(), SocketAddr::port(first))
+            }
+            _ => requested,
+        };
         // The probe socket closes before the group binds: with port 0 the resolved port is reused.
         let addr = probe(requested)?;
         let mut group = Vec::with_capacity(shards);

@@ -27,7 +27,13 @@ fn echo_through_every_shard(backend: Backend, offload: bool) {
     assert_eq!(runtime.backend(), expected_kind);
     assert_eq!(runtime.report().offload.gso, offload);
     assert_eq!(runtime.report().offload.gro, offload);
-    for &server in runtime.local_addrs() {
+    let locals = runtime.local_addrs();
+    assert_eq!(
+        locals[0].port(),
+        locals[1].port(),
+        "the second port-0 address takes the first one's port: one port for both families"
+    );
+    for &server in locals {
         assert_ne!(server.port(), 0, "port 0 resolved");
         let mut sent = Vec::new();
         for seq in 0..200u32 {

@@ -61,8 +61,10 @@ impl NodeBuilder {
         }
     }
 
-    /// Adds a UDP address to listen on (IPv4 or IPv6; `[::]` is dual stack; port 0 picks one, read it
-    /// back with [`Node::local_addrs`]). At least one is required.
+    /// Adds a UDP address to listen on; at least one is required. Each address has its own sockets
+    /// (IPv6 ones are IPv6-only), and a datagram leaves from the one of its destination's family:
+    /// listen on `0.0.0.0:P` and `[::]:P` for both. Port 0 picks a free port, and a port 0 after the
+    /// first address takes the first one's port; read them back with [`Node::local_addrs`].
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen.push(addr);
         self

@@ -1,0 +1,400 @@
+//! `show`: a running node's status, gathered by the node (as JSON over its control socket) and
+//! printed by the client in `wg show`'s layout or as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pnet_mesh::Node;
+use pnet_mesh::wg_quick::WgQuickConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::control;
+use crate::forward::{Counters, ExposeRule, ForwardRule, RuleCounters};
+
+/// Everything `show` prints about one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// The name `show` knows the node by.
+    pub interface: String,
+    /// Its public key (base64).
+    pub public_key: String,
+    /// The UDP port it listens on.
+    pub listening_port: u16,
+    /// Every bound UDP address.
+    pub listen: Vec<String>,
+    /// Its mesh addresses.
+    pub mesh_addresses: Vec<String>,
+    /// `io_uring` or `mmsg`.
+    pub backend: String,
+    /// Data shards running.
+    pub data_shards: usize,
+    /// One entry per peer, in configuration order.
+    pub peers: Vec<PeerStatus>,
+    /// One entry per `--forward`.
+    pub forwards: Vec<RuleStatus>,
+    /// One entry per `--expose`.
+    pub exposes: Vec<RuleStatus>,
+    /// Datagrams from the mesh to a port no rule serves.
+    pub unrouted: u64,
+    /// Packets the node dropped, by reason (only reasons that occurred).
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// One peer, as `wg show` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Public key (base64).
+    pub public_key: String,
+    /// Whether a preshared key is configured (never the key itself).
+    pub preshared_key: bool,
+    /// Where its packets go now.
+    pub endpoint: Option<String>,
+    /// Allowed IPs.
+    pub allowed_ips: Vec<String>,
+    /// Unix seconds of the latest handshake; 0 = never (as `wg show dump`).
+    pub latest_handshake: u64,
+    /// Bytes received from the peer.
+    pub transfer_rx: u64,
+    /// Bytes sent to the peer.
+    pub transfer_tx: u64,
+    /// Persistent keepalive interval in seconds.
+    pub persistent_keepalive: Option<u16>,
+    /// Transport messages received and sent, keepalives included.
+    pub rx_packets: u64,
+    /// See `rx_packets`.
+    pub tx_packets: u64,
+    /// Handshake initiations sent.
+    pub handshakes_initiated: u64,
+}
+
+/// One forwarding rule's counters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RuleStatus {
+    /// The rule as given on the command line.
+    pub rule: String,
+    /// Flows held now.
+    pub flows: usize,
+    /// Datagrams into the mesh.
+    pub to_mesh: u64,
+    /// Datagrams out of the mesh.
+    pub from_mesh: u64,
+    /// Datagrams dropped.
+    pub dropped: u64,
+    /// Flows dropped to make room.
+    pub evicted: u64,
+}
+
+/// What the node side needs to answer `show`.
+pub struct Source<'a> {
+    pub interface: String,
+    pub node: &'a Node,
+    pub config: &'a WgQuickConfig,
+    pub forwards: Vec<ForwardRule>,
+    pub exposes: Vec<ExposeRule>,
+    pub counters: &'a Counters,
+}
+
+impl Source<'_> {
+    /// The node's status now.
+    pub fn status(&self) -> Status {
+        let stats = self.node.stats();
+        let listen = self.node.local_addrs();
+        let peers = stats
+            .peers
+            .iter()
+            .map(|(id, p)| PeerStatus {
+                public_key: p.public_key.to_string(),
+                preshared_key: self
+                    .config
+                    .peers
+                    .get(id.0 as usize)
+                    .is_some_and(|s| s.has_preshared_key),
+                endpoint: p.endpoint.map(|e| e.to_string()),
+                allowed_ips: p.allowed_ips.iter().map(|n| n.to_string()).collect(),
+                latest_handshake: p
+                    .last_handshake
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs()),
+                transfer_rx: p.rx_bytes,
+                transfer_tx: p.tx_bytes,
+                persistent_keepalive: p.persistent_keepalive,
+                rx_packets: p.rx_packets,
+                tx_packets: p.tx_packets,
+                handshakes_initiated: p.handshakes_initiated,
+            })
+            .collect();
+        let rule = |rule: String, c: &RuleCounters| RuleStatus {
+            rule,
+            flows: c.flows.load(Ordering::Relaxed),
+            to_mesh: c.to_mesh.load(Ordering::Relaxed),
+            from_mesh: c.from_mesh.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            evicted: c.evicted.load(Ordering::Relaxed),
+        };
+        Status {
+            interface: self.interface.clone(),
+            public_key: self.node.public_key().to_string(),
+            listening_port: listen.first().map_or(0, |a| a.port()),
+            listen: listen.iter().map(|a| a.to_string()).collect(),
+            mesh_addresses: self
+                .node
+                .mesh_addresses()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            backend: stats.backend.to_string(),
+            data_shards: stats.data_shards.len(),
+            peers,
+            forwards: self
+                .forwards
+                .iter()
+                .zip(&self.counters.forwards)
+                .map(|(r, c)| rule(r.to_string(), c))
+                .collect(),
+            exposes: self
+                .exposes
+                .iter()
+                .zip(&self.counters.exposes)
+                .map(|(r, c)| rule(r.to_string(), c))
+                .collect(),
+            unrouted: self.counters.unrouted.load(Ordering::Relaxed),
+            drops: stats
+                .drops
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| (reason.name().to_owned(), n))
+                .collect(),
+        }
+    }
+}
+
+/// `pnet-mesh show [NAME] [--json] [--control PATH]`.
+pub fn show(name: Option<&str>, control_path: Option<PathBuf>, json: bool) -> Result<(), String> {
+    let paths = match (control_path, name) {
+        (Some(path), _) => vec![path],
+        (None, Some(name)) => vec![control::socket_path(&control::run_dir(), name)],
+        (None, None) => control::running_sockets(&control::run_dir())?,
+    };
+    let mut statuses = Vec::with_capacity(paths.len());
+    for path in &paths {
+        statuses.push(control::query(path)?);
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&statuses).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let texts: Vec<String> = statuses.iter().map(|s| render(s, now)).collect();
+        print!("{}", texts.join("\n"));
+    }
+    Ok(())
+}
+
+/// The `wg show` layout, with our additions (mesh addresses, backend, forwarding) in the interface
+/// block. `now` is unix seconds, for "latest handshake: … ago".
+pub fn render(s: &Status, now: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "interface: {}", s.interface);
+    let _ = writeln!(out, "  public key: {}", s.public_key);
+    let _ = writeln!(out, "  private key: (hidden)");
+    let _ = writeln!(out, "  listening port: {}", s.listening_port);
+    if !s.mesh_addresses.is_empty() {
+        let _ = writeln!(out, "  mesh addresses: {}", s.mesh_addresses.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "  backend: {} ({} data shards)",
+        s.backend, s.data_shards
+    );
+    for (kind, rules) in [("forward", &s.forwards), ("expose", &s.exposes)] {
+        for r in rules {
+            let _ = writeln!(
+                out,
+                "  {kind}: {} ({} flows, {} to mesh, {} from mesh, {} dropped)",
+                r.rule, r.flows, r.to_mesh, r.from_mesh, r.dropped
+            );
+        }
+    }
+    for p in &s.peers {
+        let _ = writeln!(out, "\npeer: {}", p.public_key);
+        if p.preshared_key {
+            let _ = writeln!(out, "  preshared key: (hidden)");
+        }
+        if let Some(endpoint) = &p.endpoint {
+            let _ = writeln!(out, "  endpoint: {endpoint}");
+        }
+        let allowed = if p.allowed_ips.is_empty() {
+            "(none)".to_owned()
+        } else {
+            p.allowed_ips.join(", ")
+        };
+        let _ = writeln!(out, "  allowed ips: {allowed}");
+        if p.latest_handshake > 0 {
+            let _ = writeln!(
+                out,
+                "  latest handshake: {}",
+                ago(now.saturating_sub(p.latest_handshake))
+            );
+        }
+        if p.transfer_rx > 0 || p.transfer_tx > 0 {
+            let _ = writeln!(
+                out,
+                "  transfer: {} received, {} sent",
+                bytes(p.transfer_rx),
+                bytes(p.transfer_tx)
+            );
+        }
+        if let Some(k) = p.persistent_keepalive {
+            let _ = writeln!(
+                out,
+                "  persistent keepalive: every {}",
+                duration(u64::from(k))
+            );
+        }
+    }
+    out
+}
+
+/// "1 minute, 5 seconds ago", or "Now", as `wg show` prints it.
+fn ago(seconds: u64) -> String {
+    if seconds == 0 {
+        "Now".to_owned()
+    } else {
+        format!("{} ago", duration(seconds))
+    }
+}
+
+fn duration(seconds: u64) -> String {
+    let units = [
+        (seconds / (365 * 86400), "year"),
+        (seconds % (365 * 86400) / 86400, "day"),
+        (seconds % 86400 / 3600, "hour"),
+        (seconds % 3600 / 60, "minute"),
+        (seconds % 60, "second"),
+    ];
+    let parts: Vec<String> = units
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    parts.join(", ")
+}
+
+/// "1.50 KiB", as `wg show` prints byte counts.
+fn bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    for (size, unit) in UNITS {
+        if n >= size {
+            return format!("{:.2} {unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n} B")
+}
+
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    /// A status with one busy and one idle peer and one forward.
+    pub fn status(interface: &str) -> Status {
+        Status {
+            interface: interface.into(),
+            public_key: "PUB".into(),
+            listening_port: 51820,
+            listen: vec!["[::]:51820".into()],
+            mesh_addresses: vec!["10.0.0.1".into()],
+            backend: "io_uring".into(),
+            data_shards: 2,
+            peers: vec![
+                PeerStatus {
+                    public_key: "PEER".into(),
+                    preshared_key: true,
+                    endpoint: Some("192.0.2.2:51820".into()),
+                    allowed_ips: vec!["10.0.0.2/32".into(), "fd00::2/128".into()],
+                    latest_handshake: 1000,
+                    transfer_rx: 1536,
+                    transfer_tx: 92,
+                    persistent_keepalive: Some(25),
+                    rx_packets: 3,
+                    tx_packets: 1,
+                    handshakes_initiated: 1,
+                },
+                PeerStatus {
+                    public_key: "IDLE".into(),
+                    preshared_key: false,
+                    endpoint: None,
+                    allowed_ips: vec![],
+                    latest_handshake: 0,
+                    transfer_rx: 0,
+                    transfer_tx: 0,
+                    persistent_keepalive: None,
+                    rx_packets: 0,
+                    tx_packets: 0,
+                    handshakes_initiated: 0,
+                },
+            ],
+            forwards: vec![RuleStatus {
+                rule: "127.0.0.1:7000=10.0.0.2:53".into(),
+                flows: 1,
+                to_mesh: 4,
+                from_mesh: 3,
+                dropped: 0,
+                evicted: 0,
+            }],
+            exposes: vec![],
+            unrouted: 0,
+            drops: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Status {
+        tests_support::status("wg0")
+    }
+
+    #[test]
+    fn renders_the_wg_show_layout() {
+        let text = render(&sample(), 1065);
+        assert_eq!(
+            text,
+            "interface: wg0\n  public key: PUB\n  private key: (hidden)\n  listening port: 51820\n\
+             \x20 mesh addresses: 10.0.0.1\n  backend: io_uring (2 data shards)\n\
+             \x20 forward: 127.0.0.1:7000=10.0.0.2:53 (1 flows, 4 to mesh, 3 from mesh, 0 dropped)\n\
+             \npeer: PEER\n  preshared key: (hidden)\n  endpoint: 192.0.2.2:51820\n\
+             \x20 allowed ips: 10.0.0.2/32, fd00::2/128\n  latest handshake: 1 minute, 5 seconds ago\n\
+             \x20 transfer: 1.50 KiB received, 92 B sent\n  persistent keepalive: every 25 seconds\n\
+             \npeer: IDLE\n  allowed ips: (none)\n"
+        );
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let s = sample();
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn durations_and_sizes_read_like_wg() {
+        assert_eq!(ago(0), "Now");
+        assert_eq!(ago(1), "1 second ago");
+        assert_eq!(ago(3600 * 2 + 1), "2 hours, 1 second ago");
+        assert_eq!(duration(86400 + 60), "1 day, 1 minute");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(3 << 20), "3.00 MiB");
+    }
+}
