@@ -56,24 +56,24 @@ cargo fmt --all -- --check
 stage_done "format"
 
 stage "clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 # The sans-I/O core must build without the runtime (STYLE.md §2).
 cargo check -p pnet-mesh --no-default-features --locked
 stage_done "clippy"
 
 stage "docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 stage_done "docs"
 
 # --- build and test --------------------------------------------------------------------------------
 stage "build ($PROFILE profile)"
-cargo build --workspace --all-targets --profile "$PROFILE" --locked
+cargo build --workspace --all-targets --all-features --profile "$PROFILE" --locked
 stage_done "build"
 
 stage "tests"
 test_log="$log_dir/cargo-test.log"
 # Test binaries run one after another; the namespace tests also serialize on a machine-wide lock.
-cargo test --workspace --profile "$PROFILE" --locked --no-fail-fast 2>&1 | tee "$test_log"
+cargo test --workspace --all-features --profile "$PROFILE" --locked --no-fail-fast 2>&1 | tee "$test_log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
     echo "tests failed (log: $test_log)"
@@ -109,7 +109,7 @@ fi
 # --- smokes -----------------------------------------------------------------------------------------
 # The bench binary was built with the workspace ($PROFILE profile, debug assertions on): --smoke lets
 # it run to prove the scenarios work end to end. No timing is asserted; the numbers are not comparable.
-stage "smokes (bench scenarios, one second each)"
+stage "smokes (bench scenarios, one second each; the two-node demo)"
 bench_bin="$CARGO_TARGET_DIR/$PROFILE/bench"
 smoke_dir="$log_dir/bench-smoke"
 mkdir -p "$smoke_dir"
@@ -129,6 +129,9 @@ print("udp-loopback smoke: " + ", ".join(
     f"{run['backend']} ours {run['packets_per_sec']:.0f}/s ceiling {run['ceiling']['packets_per_sec']:.0f}/s"
     for run in runs) + f", boringtun {r['boringtun']['packets_per_sec']:.0f}/s (smoke numbers, not comparable)")
 PY
+# The README's first command: two `pnet-mesh` nodes on loopback, datagrams through --forward and
+# --expose, then `show`. It fails unless every datagram comes back.
+PNET_MESH_BIN="$CARGO_TARGET_DIR/$PROFILE/pnet-mesh" bash scripts/demo.sh
 stage_done "smokes"
 
 echo

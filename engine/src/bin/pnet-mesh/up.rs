@@ -11,7 +11,7 @@ use pnet_mesh::wg_quick::WgQuickConfig;
 use pnet_mesh::{Backend, Node, NodeError};
 
 use crate::control::{self, Server};
-use crate::forward::{self, Counters, Forwarder, Limits};
+use crate::forward::{self, Counters, ForwardRule, Forwarder, Limits};
 use crate::status::Source;
 use crate::{BackendArg, UpArgs};
 
@@ -82,7 +82,13 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         interface: name.clone(),
         node: &node,
         config: &config,
-        forwards: args.forwards.clone(),
+        // As bound: a listen port 0 shows the port it got.
+        forwards: args
+            .forwards
+            .iter()
+            .zip(forwarder.forward_addrs())
+            .map(|(rule, listen)| ForwardRule { listen, ..*rule })
+            .collect(),
         exposes: args.exposes.clone(),
         counters: &counters,
     };
