@@ -96,7 +96,7 @@ fn cli_up_refuses_bad_configuration_naming_file_line_and_key() {
             "bad.conf:4: Mystery = \"1\": unknown key in [Interface]".to_owned(),
         ),
         (
-            format!("[Interface]\nPrivateKey = short\n"),
+            "[Interface]\nPrivateKey = short\n".to_owned(),
             vec![],
             "bad.conf:2: PrivateKey = \"<5 characters>\": not a base64 key".to_owned(),
         ),
