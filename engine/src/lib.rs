@@ -77,6 +77,8 @@ pub mod proto;
 #[cfg(feature = "runtime")]
 mod runtime;
 pub mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wg_quick;
 
 pub use pnet_mesh_crypto as crypto;
