@@ -68,9 +68,11 @@
 
 pub mod config;
 pub mod event;
+pub mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manual;
+pub mod mesh;
 #[cfg(feature = "runtime")]
 pub mod node;
 pub mod proto;
