@@ -7,6 +7,7 @@
 
 mod builder;
 mod error;
+mod transmit;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -15,16 +16,17 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use pnet_mesh_crypto::PublicKey;
-use pnet_mesh_shard::{BackendKind, HEADROOM, Runtime, RuntimeReport, ShardId, ShardStatsSnapshot};
+use pnet_mesh_shard::{BackendKind, Runtime, RuntimeReport, ShardId, ShardStatsSnapshot};
 
 pub use builder::NodeBuilder;
 pub use error::NodeError;
+use transmit::Transmitter;
 
 use crate::PeerId;
 use crate::config::PeerConfig;
 use crate::event::Event;
 use crate::proto::gso::GsoPacket;
-use crate::proto::{DropCounters, PacketBuf, SendError, ip, route_packet};
+use crate::proto::{DropCounters, SendError, ip};
 use crate::runtime::{Command, ControlRequest, Shared};
 use crate::stats::PeerStats;
 
@@ -57,6 +59,7 @@ const CONTROL_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 pub struct Node {
     runtime: Runtime<Command>,
+    tx: Transmitter,
     shared: Arc<Shared>,
     public_key: PublicKey,
     mesh_addresses: Vec<IpAddr>,
@@ -204,8 +207,7 @@ impl Node {
 
     /// The largest UDP payload [`send_to`](Self::send_to) takes towards `to`.
     pub fn max_datagram(&self, to: IpAddr) -> usize {
-        let headers = if to.is_ipv4() { 20 + 8 } else { 40 + 8 };
-        self.mtu.saturating_sub(headers)
+        self.tx.max_datagram(to)
     }
 
     // ---- datagrams -----------------------------------------------------------------------------------
@@ -251,27 +253,7 @@ impl Node {
         to: SocketAddr,
         payload: &[u8],
     ) -> Result<(), NodeError> {
-        let max = self.max_datagram(to.ip());
-        if payload.len() > max {
-            return Err(NodeError::TooLarge {
-                len: payload.len(),
-                max,
-            });
-        }
-        let src_ip = self
-            .mesh_addresses
-            .iter()
-            .copied()
-            .find(|a| a.is_ipv4() == to.is_ipv4())
-            .ok_or(NodeError::NoMeshAddress { to })?;
-        let src = SocketAddr::new(src_ip, from_port);
-        self.try_send_with(|packet| {
-            let headers = ip::udp_headers_len(&to);
-            packet
-                .get_mut(headers..headers + payload.len())?
-                .copy_from_slice(payload);
-            ip::emit_udp(packet, src, to, payload.len())
-        })
+        self.tx.try_send_udp(from_port, to, payload)
     }
 
     /// Receives the next UDP datagram addressed to our datagram port, blocking until one arrives.
@@ -620,57 +602,12 @@ impl Node {
 
     // ---- helpers -------------------------------------------------------------------------------------
 
-    /// Builds a packet with `fill` (which writes it at the start of the slice it gets and returns its
-    /// length) in a buffer of the owning shard, and hands it over.
+    /// Builds a packet with `fill` in a buffer of the owning shard and hands it over.
     fn try_send_with(
         &self,
         fill: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> Result<(), NodeError> {
-        let pool = self.runtime.buffer_pool();
-        // The application's own pool: a fast sender cannot starve the shards' receive buffers.
-        let mut buf = pool.take_application().ok_or(NodeError::WouldBlock)?;
-        let area = buf.as_mut_slice();
-        let Some(len) = area.get_mut(HEADROOM..).and_then(|a| {
-            let room = a.len().saturating_sub(PacketBuf::TAILROOM);
-            fill(a.get_mut(..room)?)
-        }) else {
-            pool.release(buf);
-            return Err(NodeError::TooLarge {
-                len: 0,
-                max: self.mtu,
-            });
-        };
-        let peer = {
-            let routes = self
-                .shared
-                .routes
-                .read()
-                .map_err(|_| NodeError::Closed)?
-                .clone();
-            let pkt = PacketBuf::new(buf.as_mut_slice(), len);
-            match pkt
-                .map_err(NodeError::from)
-                .and_then(|pkt| route_packet(&routes, self.mtu, &pkt).map_err(NodeError::from))
-            {
-                Ok(peer) => peer,
-                Err(e) => {
-                    pool.release(buf);
-                    return Err(e);
-                }
-            }
-        };
-        let shard = ShardId::data((peer.0 as usize) % self.data_shards.max(1));
-        match self
-            .runtime
-            .send_command(shard, Command::Send { buf, len, peer })
-        {
-            Ok(()) => Ok(()),
-            Err(Command::Send { buf, .. }) => {
-                pool.release(buf);
-                Err(NodeError::WouldBlock)
-            }
-            Err(_) => Err(NodeError::WouldBlock),
-        }
+        self.tx.try_send_with(fill)
     }
 
     fn blocking(&self, mut op: impl FnMut() -> Result<(), NodeError>) -> Result<(), NodeError> {
@@ -763,8 +700,17 @@ pub(crate) fn new_node(
     mtu: usize,
     data_shards: usize,
 ) -> Node {
+    let tx = Transmitter {
+        commander: runtime.commander(),
+        pool: runtime.buffer_pool(),
+        shared: shared.clone(),
+        mesh_addresses: mesh_addresses.clone(),
+        mtu,
+        data_shards,
+    };
     Node {
         runtime,
+        tx,
         shared,
         public_key,
         mesh_addresses,

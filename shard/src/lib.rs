@@ -76,5 +76,5 @@ pub use handler::{
     DatagramHandler, RecvBatch, RecvMeta, SendBatch, SendBatchFull, ShardContext, ShardId,
 };
 pub use readiness::Readiness;
-pub use runtime::{Runtime, RuntimeReport};
+pub use runtime::{Commander, Runtime, RuntimeReport};
 pub use stats::{ShardStats, ShardStatsSnapshot};

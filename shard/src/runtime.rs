@@ -48,10 +48,36 @@ pub struct Runtime<C: Send + 'static> {
     outbox: Outbox<C>,
     threads: Vec<JoinHandle<()>>,
     stats: Vec<Arc<ShardStats>>,
-    owner_stats: ShardStats,
+    owner_stats: Arc<ShardStats>,
     locals: Vec<std::net::SocketAddr>,
     report: RuntimeReport,
     pools: Pools,
+}
+
+/// Sends commands to the shards from any thread (see [`Runtime::commander`]).
+#[derive(Debug)]
+pub struct Commander<C> {
+    outbox: Outbox<C>,
+    stats: Arc<ShardStats>,
+}
+
+impl<C> Clone for Commander<C> {
+    fn clone(&self) -> Self {
+        Commander {
+            outbox: self.outbox.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+impl<C: Send> Commander<C> {
+    /// Sends `command` to `shard`.
+    ///
+    /// # Errors
+    /// Gives the command back when that shard's channel is full or the runtime has stopped.
+    pub fn send_command(&self, shard: ShardId, command: C) -> Result<(), C> {
+        self.outbox.command(shard, command, &self.stats)
+    }
 }
 
 /// What a shard thread needs besides its handler.
@@ -196,7 +222,7 @@ impl<C: Send + 'static> Runtime<C> {
             outbox,
             threads,
             stats,
-            owner_stats: ShardStats::default(),
+            owner_stats: Arc::new(ShardStats::default()),
             locals: groups.locals,
             report,
             pools,
@@ -248,6 +274,15 @@ impl<C: Send + 'static> Runtime<C> {
     /// Gives the command back when that shard's channel is full (the backpressure).
     pub fn send_command(&self, shard: ShardId, command: C) -> Result<(), C> {
         self.outbox.command(shard, command, &self.owner_stats)
+    }
+
+    /// A handle that sends commands to the shards from another thread, like
+    /// [`send_command`](Self::send_command); once the runtime has stopped, every send fails.
+    pub fn commander(&self) -> Commander<C> {
+        Commander {
+            outbox: self.outbox.clone(),
+            stats: self.owner_stats.clone(),
+        }
     }
 
     /// The shards' buffer pools, to fill a buffer outside a shard and hand it over with a command.

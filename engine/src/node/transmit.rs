@@ -1,0 +1,114 @@
+//! Sending from outside the shards: a packet is built in a buffer of the application pool, routed by
+//! its destination (cryptokey routing) and handed to the data shard that owns the peer. The
+//! [`Node`](super::Node)'s send calls and the channel driver thread both send through here.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use pnet_mesh_shard::{BufferPool, Commander, HEADROOM, ShardId};
+
+use super::NodeError;
+use crate::proto::{PacketBuf, ip, route_packet};
+use crate::runtime::{Command, Shared};
+
+/// What a thread needs to send into the mesh.
+#[derive(Debug, Clone)]
+pub(crate) struct Transmitter {
+    pub(crate) commander: Commander<Command>,
+    pub(crate) pool: BufferPool,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) mesh_addresses: Vec<IpAddr>,
+    pub(crate) mtu: usize,
+    pub(crate) data_shards: usize,
+}
+
+impl Transmitter {
+    /// The largest UDP payload towards `to`.
+    pub(crate) fn max_datagram(&self, to: IpAddr) -> usize {
+        let headers = if to.is_ipv4() { 20 + 8 } else { 40 + 8 };
+        self.mtu.saturating_sub(headers)
+    }
+
+    /// Sends `payload` from our mesh address of `to`'s family and `from_port` to `to`.
+    pub(crate) fn try_send_udp(
+        &self,
+        from_port: u16,
+        to: SocketAddr,
+        payload: &[u8],
+    ) -> Result<(), NodeError> {
+        let max = self.max_datagram(to.ip());
+        if payload.len() > max {
+            return Err(NodeError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        let src_ip = self
+            .mesh_addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == to.is_ipv4())
+            .ok_or(NodeError::NoMeshAddress { to })?;
+        let src = SocketAddr::new(src_ip, from_port);
+        self.try_send_with(|packet| {
+            let headers = ip::udp_headers_len(&to);
+            packet
+                .get_mut(headers..headers + payload.len())?
+                .copy_from_slice(payload);
+            ip::emit_udp(packet, src, to, payload.len())
+        })
+    }
+
+    /// Builds a packet with `fill` (which writes it at the start of the slice it gets and returns
+    /// its length) in a buffer of the owning shard, and hands it over.
+    pub(crate) fn try_send_with(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), NodeError> {
+        let pool = &self.pool;
+        // The application's own pool: a fast sender cannot starve the shards' receive buffers.
+        let mut buf = pool.take_application().ok_or(NodeError::WouldBlock)?;
+        let area = buf.as_mut_slice();
+        let Some(len) = area.get_mut(HEADROOM..).and_then(|a| {
+            let room = a.len().saturating_sub(PacketBuf::TAILROOM);
+            fill(a.get_mut(..room)?)
+        }) else {
+            pool.release(buf);
+            return Err(NodeError::TooLarge {
+                len: 0,
+                max: self.mtu,
+            });
+        };
+        let peer = {
+            let routes = self
+                .shared
+                .routes
+                .read()
+                .map_err(|_| NodeError::Closed)?
+                .clone();
+            let pkt = PacketBuf::new(buf.as_mut_slice(), len);
+            match pkt
+                .map_err(NodeError::from)
+                .and_then(|pkt| route_packet(&routes, self.mtu, &pkt).map_err(NodeError::from))
+            {
+                Ok(peer) => peer,
+                Err(e) => {
+                    pool.release(buf);
+                    return Err(e);
+                }
+            }
+        };
+        let shard = ShardId::data((peer.0 as usize) % self.data_shards.max(1));
+        match self
+            .commander
+            .send_command(shard, Command::Send { buf, len, peer })
+        {
+            Ok(()) => Ok(()),
+            Err(Command::Send { buf, .. }) => {
+                pool.release(buf);
+                Err(NodeError::WouldBlock)
+            }
+            Err(_) => Err(NodeError::WouldBlock),
+        }
+    }
+}
