@@ -45,6 +45,21 @@ pub enum Event {
         /// The peer.
         peer: PeerId,
     },
+    /// A peer node opened a message channel to us ([`Node`](crate::Node) only).
+    ChannelOpened {
+        /// The channel.
+        channel: crate::mesh::channel::ChannelId,
+    },
+    /// The peer finished a channel and everything it sent has been read.
+    ChannelClosed {
+        /// The channel.
+        channel: crate::mesh::channel::ChannelId,
+    },
+    /// A channel was reset (by the peer, or after a framing violation).
+    ChannelReset {
+        /// The channel.
+        channel: crate::mesh::channel::ChannelId,
+    },
     /// An authenticated packet arrived from a new address (roaming).
     EndpointChanged {
         /// The peer.

@@ -6,8 +6,9 @@
 //! [`Node::readiness`] is a descriptor for the caller's own event loop.
 
 mod builder;
+mod channels;
 mod error;
-mod transmit;
+pub(crate) mod transmit;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -27,6 +28,7 @@ use crate::config::PeerConfig;
 use crate::event::Event;
 use crate::proto::gso::GsoPacket;
 use crate::proto::{DropCounters, SendError, ip};
+use crate::runtime::channels::ChannelDriver;
 use crate::runtime::{Command, ControlRequest, Shared};
 use crate::stats::PeerStats;
 
@@ -58,6 +60,8 @@ const CONTROL_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// # }
 /// ```
 pub struct Node {
+    // Before the runtime: the driver stops (on drop too) while the shards still run.
+    channels: ChannelDriver,
     runtime: Runtime<Command>,
     tx: Transmitter,
     shared: Arc<Shared>,
@@ -595,8 +599,9 @@ impl Node {
             .map_err(|_| NodeError::WouldBlock)
     }
 
-    /// Stops the shards and waits for them.
+    /// Stops the channel driver and the shards, and waits for them.
     pub fn shutdown(self) {
+        drop(self.channels);
         self.runtime.shutdown();
     }
 
@@ -691,6 +696,8 @@ impl From<SendError> for NodeError {
 }
 
 /// The node the builder assembled.
+// The builder's validated pieces, passed once from `NodeBuilder::start`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn new_node(
     runtime: Runtime<Command>,
     shared: Arc<Shared>,
@@ -699,7 +706,8 @@ pub(crate) fn new_node(
     datagram_port: u16,
     mtu: usize,
     data_shards: usize,
-) -> Node {
+    channels: std::sync::Arc<crate::runtime::channels::ChannelHub>,
+) -> Result<Node, NodeError> {
     let tx = Transmitter {
         commander: runtime.commander(),
         pool: runtime.buffer_pool(),
@@ -708,7 +716,15 @@ pub(crate) fn new_node(
         mtu,
         data_shards,
     };
-    Node {
+    let channels =
+        ChannelDriver::start(channels, shared.clone(), tx.clone()).map_err(|source| {
+            NodeError::Io {
+                what: "start the channel driver thread",
+                source,
+            }
+        })?;
+    Ok(Node {
+        channels,
         runtime,
         tx,
         shared,
@@ -717,5 +733,5 @@ pub(crate) fn new_node(
         datagram_port,
         mtu,
         data_shards,
-    }
+    })
 }

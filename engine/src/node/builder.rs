@@ -10,12 +10,17 @@ use pnet_mesh_shard::{Backend, Runtime, RuntimeConfig};
 
 use super::{Node, NodeError};
 use crate::config::{ConfigError, EndpointConfig, PeerConfig};
+use crate::mesh::channel::ChannelConfig;
 use crate::proto::ControlPlane;
 use crate::proto::constants::{DEFAULT_EVENT_CAPACITY, DEFAULT_MTU, ProtocolTimes};
+use crate::runtime::channels::ChannelHub;
 use crate::runtime::{self, STEERING, Shared};
 
 /// The UDP port our [`Node::send_to`] sends from and [`Node::recv_from`] receives on, unless set.
 pub const DEFAULT_DATAGRAM_PORT: u16 = 51_800;
+
+/// The mesh-side UDP port of message channels, unless set.
+pub const DEFAULT_CHANNEL_PORT: u16 = 51_801;
 
 /// Packets waiting for the application, all data shards together, unless set.
 pub const DEFAULT_RECEIVE_QUEUE: usize = 1024;
@@ -37,6 +42,8 @@ pub struct NodeBuilder {
     receive_queue: usize,
     event_capacity: usize,
     datagram_port: u16,
+    channel_port: u16,
+    channels: ChannelConfig,
     gso_gro: bool,
 }
 
@@ -57,6 +64,8 @@ impl NodeBuilder {
             receive_queue: DEFAULT_RECEIVE_QUEUE,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             datagram_port: DEFAULT_DATAGRAM_PORT,
+            channel_port: DEFAULT_CHANNEL_PORT,
+            channels: ChannelConfig::default(),
             gso_gro: true,
         }
     }
@@ -139,6 +148,20 @@ impl NodeBuilder {
         self
     }
 
+    /// The mesh-side UDP port message channels use (default 51801); packets to it never reach
+    /// [`Node::recv_from`] or [`Node::try_recv_udp`].
+    pub fn channel_port(mut self, port: u16) -> Self {
+        self.channel_port = port;
+        self
+    }
+
+    /// Limits of message channels: maximum message, reassembly memory per peer, send buffer,
+    /// window and channels per peer (the fragment size follows the MTU).
+    pub fn channels(mut self, config: ChannelConfig) -> Self {
+        self.channels = config;
+        self
+    }
+
     /// Whether to use UDP GSO/GRO where the kernel has them (default true).
     pub fn gso_gro(mut self, on: bool) -> Self {
         self.gso_gro = on;
@@ -157,6 +180,19 @@ impl NodeBuilder {
         if self.datagram_port == 0 {
             return Err(ConfigError::invalid("datagram_port", 0, "must not be 0").into());
         }
+        if self.channel_port == 0 || self.channel_port == self.datagram_port {
+            return Err(ConfigError::invalid(
+                "channel_port",
+                self.channel_port,
+                "must be non-zero and differ from datagram_port",
+            )
+            .into());
+        }
+        let channels = ChannelConfig {
+            max_fragment: ChannelConfig::fragment_for_mtu(self.mtu),
+            ..self.channels
+        };
+        channels.validate()?;
         if self.receive_queue == 0 {
             return Err(ConfigError::invalid("receive_queue", 0, "must be at least 1").into());
         }
@@ -199,6 +235,7 @@ impl NodeBuilder {
                 self.receive_queue,
                 self.event_capacity,
                 control.routes().clone(),
+                self.channel_port,
             )
             .map_err(|source| NodeError::Io {
                 what: "create the readiness eventfd",
@@ -232,7 +269,7 @@ impl NodeBuilder {
             listen = ?runtime.local_addrs(),
             "node started"
         );
-        Ok(super::new_node(
+        super::new_node(
             runtime,
             shared,
             public_key,
@@ -240,7 +277,8 @@ impl NodeBuilder {
             self.datagram_port,
             mtu,
             data_shards,
-        ))
+            Arc::new(ChannelHub::new(channels)),
+        )
     }
 }
 

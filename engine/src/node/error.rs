@@ -58,7 +58,20 @@ pub enum NodeError {
         /// The error.
         source: std::io::Error,
     },
+    /// A channel call failed.
+    #[error(transparent)]
+    Channel(crate::mesh::channel::ChannelError),
     /// The node's shards stopped.
     #[error("the node is shut down")]
     Closed,
+}
+
+impl From<crate::mesh::channel::ChannelError> for NodeError {
+    /// A full send buffer is the node's usual backpressure, [`NodeError::WouldBlock`].
+    fn from(e: crate::mesh::channel::ChannelError) -> Self {
+        match e {
+            crate::mesh::channel::ChannelError::WouldBlock => NodeError::WouldBlock,
+            other => NodeError::Channel(other),
+        }
+    }
 }

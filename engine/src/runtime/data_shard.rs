@@ -8,9 +8,9 @@ use pnet_mesh_shard::{Buf, HEADROOM, RecvBatch, SendBatch, ShardContext, ShardId
 
 use super::{Command, Delivery, Shared};
 use crate::PeerId;
-use crate::proto::published;
 use crate::proto::wire::{self, MessageType, TRANSPORT_HEADER_LEN, TransportHeader};
 use crate::proto::{DataPath, Datagram, PacketBuf, shard_of_index};
+use crate::proto::{ip, published};
 
 pub(crate) struct DataShard {
     path: DataPath,
@@ -109,6 +109,20 @@ impl DataShard {
     /// Queues a packet for the application; drops and counts it when the queue is full.
     fn deliver(&self, delivery: Delivery) -> bool {
         let counters = self.shared.data_counters.get(self.index());
+        let packet = delivery.buf.as_slice().get(delivery.range.clone());
+        if packet.and_then(ip::udp_destination_port) == Some(self.shared.channel_port) {
+            // For the channel driver; it wakes on its own descriptor, not the application's.
+            match self.shared.channel_deliveries.push(delivery) {
+                Ok(()) => self.shared.channel_wake.signal(),
+                Err(d) => {
+                    if let Some(c) = counters {
+                        published::add(&c.delivery_dropped, 1);
+                    }
+                    self.shared.release(d.buf);
+                }
+            }
+            return false;
+        }
         match self.shared.deliveries.push(delivery) {
             Ok(()) => {
                 if let Some(c) = counters {

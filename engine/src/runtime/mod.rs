@@ -4,6 +4,7 @@
 //! Nothing here knows the wire format beyond what the halves expose: the runtime moves buffers,
 //! commands and notices; the halves decide.
 
+pub(crate) mod channels;
 mod control_shard;
 mod data_shard;
 
@@ -34,6 +35,10 @@ pub(crate) const STEERING: SteeringRule = SteeringRule {
     index_offset: 4,
     min_len: 32,
 };
+
+/// Channel packets waiting for the channel driver, all data shards together (two windows' worth
+/// of the default configuration).
+const CHANNEL_QUEUE: usize = 1024;
 
 /// What travels between shards and from the application to them.
 #[derive(Debug)]
@@ -106,6 +111,12 @@ pub(crate) struct DataShardCounters {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) deliveries: ArrayQueue<Delivery>,
+    /// Packets for the channel port, for the channel driver (not the application).
+    pub(crate) channel_deliveries: ArrayQueue<Delivery>,
+    /// The mesh-side UDP port of channels.
+    pub(crate) channel_port: u16,
+    /// Wakes the channel driver.
+    pub(crate) channel_wake: Readiness,
     pub(crate) events: ArrayQueue<TimedEvent>,
     pub(crate) events_dropped: AtomicU64,
     /// Commands for data shards the control shard could neither send nor hold.
@@ -126,9 +137,13 @@ impl Shared {
         receive_queue: usize,
         event_capacity: usize,
         routes: Arc<AllowedIps>,
+        channel_port: u16,
     ) -> std::io::Result<Self> {
         Ok(Shared {
             deliveries: ArrayQueue::new(receive_queue.max(1)),
+            channel_deliveries: ArrayQueue::new(CHANNEL_QUEUE),
+            channel_port,
+            channel_wake: Readiness::new()?,
             events: ArrayQueue::new(event_capacity.max(1)),
             events_dropped: AtomicU64::new(0),
             control_backlog_dropped: AtomicU64::new(0),

@@ -256,6 +256,7 @@ impl ImpairmentProxy {
         config.a_to_b.check("a_to_b")?;
         config.b_to_a.check("b_to_a")?;
         let front = Arc::new(UdpSocket::bind(listen)?);
+        grow_buffers(&front);
         let any: SocketAddr = if upstream.is_ipv4() {
             "0.0.0.0:0".parse().map_err(io::Error::other)?
         } else {
@@ -264,6 +265,7 @@ impl ImpairmentProxy {
         let back = UdpSocket::bind(any)?;
         // Connected, so that only B's datagrams come in and the address B sees is known.
         back.connect(upstream)?;
+        grow_buffers(&back);
         let back = Arc::new(back);
         for s in [&front, &back] {
             s.set_read_timeout(Some(POLL))?;
@@ -349,6 +351,16 @@ impl Drop for ImpairmentProxy {
     fn drop(&mut self) {
         self.halt();
     }
+}
+
+/// Socket buffers as large as the node's own (the kernel caps them at `net.core.rmem_max` and
+/// `wmem_max`), so that a burst is impaired by the proxy's rules, not lost to a full buffer.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+fn grow_buffers(socket: &UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
 }
 
 /// How long a direction waits on its socket before looking at its queue and the stop flag.

@@ -90,6 +90,12 @@ impl Rtt {
         self.rto = (srtt + self.rttvar * 4).clamp(MIN_RTO, MAX_RTO);
     }
 
+    fn restore(&mut self) {
+        if let Some(srtt) = self.srtt {
+            self.rto = (srtt + self.rttvar * 4).clamp(MIN_RTO, MAX_RTO);
+        }
+    }
+
     fn back_off(&mut self) {
         self.rto = (self.rto * 2).min(MAX_RTO);
     }
@@ -177,18 +183,7 @@ impl Sender {
     /// [`ChannelError::MessageTooLarge`] past `max_message`, [`ChannelError::WouldBlock`] when the
     /// send buffer cannot take it now, [`ChannelError::Closed`] after [`finish`](Self::finish).
     pub fn push(&mut self, message: Vec<u8>) -> Result<(), ChannelError> {
-        if message.len() > self.max_message {
-            return Err(ChannelError::MessageTooLarge {
-                len: message.len(),
-                max: self.max_message,
-            });
-        }
-        if self.fin_requested {
-            return Err(ChannelError::Closed);
-        }
-        if self.queued_bytes + message.len() > self.send_buffer {
-            return Err(ChannelError::WouldBlock);
-        }
+        self.check(message.len())?;
         self.queued_bytes += message.len();
         self.messages.push_back(Queued {
             bytes: message,
@@ -199,9 +194,29 @@ impl Sender {
         Ok(())
     }
 
+    /// Whether a message of `len` bytes would be taken now, and if not, why.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn check(&self, len: usize) -> Result<(), ChannelError> {
+        if len > self.max_message {
+            return Err(ChannelError::MessageTooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        if self.fin_requested {
+            return Err(ChannelError::Closed);
+        }
+        if self.queued_bytes + len > self.send_buffer {
+            return Err(ChannelError::WouldBlock);
+        }
+        Ok(())
+    }
+
     /// Whether a message of `len` bytes would be taken now.
     pub fn has_room(&self, len: usize) -> bool {
-        self.queued_bytes + len <= self.send_buffer
+        self.check(len).is_ok()
     }
 
     /// Sends `FIN` after every queued message.
@@ -240,12 +255,23 @@ impl Sender {
         Ok(())
     }
 
+    /// Takes a round-trip sample: the time since the sender sent the packet whose timestamp the
+    /// receiver echoed (RFC 7323 style, so retransmissions and packets that waited behind a hole
+    /// measure the path, not the wait).
+    pub fn on_rtt_sample(&mut self, rtt: Duration) {
+        self.rtt.sample(rtt);
+    }
+
     /// Takes an acknowledgement that passed [`check_ack`](Self::check_ack).
     pub fn on_ack(&mut self, now: Instant, ack: u32, sack: u64, window: u32) {
         self.credit.update(ack, window);
+        if before(self.base, ack) {
+            // Progress: the path works, so a backed-off timer returns to its estimate.
+            self.rtt.restore();
+        }
         while before(self.base, ack) {
             if let Some(f) = self.in_flight.pop_front() {
-                self.acknowledge(now, f);
+                self.acknowledge(f);
             }
             self.base = self.base.wrapping_add(1);
         }
@@ -268,13 +294,10 @@ impl Sender {
             {
                 let fragment = *f;
                 f.acked = true;
-                self.acknowledge(
-                    now,
-                    InFlight {
-                        acked: false,
-                        ..fragment
-                    },
-                );
+                self.acknowledge(InFlight {
+                    acked: false,
+                    ..fragment
+                });
             }
             highest_sacked = Some(seq);
         }
@@ -287,13 +310,10 @@ impl Sender {
         }
     }
 
-    /// Marks one fragment delivered: an RTT sample if it was sent once, its message's count down.
-    fn acknowledge(&mut self, now: Instant, f: InFlight) {
+    /// Marks one fragment delivered: its message's count down.
+    fn acknowledge(&mut self, f: InFlight) {
         if f.acked {
             return;
-        }
-        if f.transmissions == 1 {
-            self.rtt.sample(now.saturating_duration_since(f.sent_at));
         }
         if let What::Data { message, .. } = f.what
             && let Some(q) = self
@@ -431,6 +451,7 @@ impl Sender {
         let oldest = self
             .in_flight
             .iter()
+            .take(65)
             .filter(|f| !f.acked && !f.queued)
             .map(|f| f.sent_at)
             .min()
@@ -444,8 +465,13 @@ impl Sender {
     /// Handles the timers at `now`; returns true when a zero-window probe should go out.
     pub fn on_timeout(&mut self, now: Instant) -> bool {
         let rto = self.rtt.rto;
+        // The timer resends what it has expired within the range the receiver's selective
+        // acknowledgement can show (64 past the oldest). Fragments further on may sit in the
+        // receiver's ring without being acknowledged yet; they wait until the acknowledgement
+        // reaches them, and fast retransmission repairs real holes there.
         let mut expired = false;
-        for (at, f) in self.in_flight.iter_mut().enumerate() {
+        let visible = 65.min(self.in_flight.len());
+        for (at, f) in self.in_flight.iter_mut().enumerate().take(visible) {
             if !f.acked && !f.queued && now.saturating_duration_since(f.sent_at) >= rto {
                 f.queued = true;
                 self.retransmit.push_back(self.base.wrapping_add(at as u32));
@@ -483,6 +509,24 @@ impl Sender {
             .iter()
             .map(|q| q.bytes.len() - q.cut + usize::from(!q.started))
             .sum()
+    }
+
+    /// A one-line summary of the state, for diagnostics.
+    pub fn describe(&self) -> String {
+        let unacked = self.in_flight.iter().filter(|f| !f.acked).count();
+        let queued = self.in_flight.iter().filter(|f| f.queued).count();
+        format!(
+            "base {} next {} edge {} in flight {} unacked {unacked} queued {queued} retransmit {:?} rto {:?} srtt {:?} probe {:?} messages {}",
+            self.base,
+            self.next_seq,
+            self.credit.right_edge(),
+            self.in_flight.len(),
+            self.retransmit.iter().take(8).collect::<Vec<_>>(),
+            self.rtt.rto,
+            self.rtt.srtt,
+            self.probe_at.is_some(),
+            self.messages.len()
+        )
     }
 
     /// The current retransmission timeout.

@@ -2,7 +2,7 @@
 //! larger than one packet. This is the sans-I/O core; the node carries its packets as UDP datagrams
 //! between mesh addresses on its channel port, so the outer wire stays WireGuard.
 //!
-//! - [`wire`]: the versioned 44-byte header, field by field.
+//! - [`wire`]: the versioned 48-byte header, field by field.
 //! - [`fragment`]: the sending half (fragmentation, retransmission on timeout and on selective
 //!   acknowledgement, RTT estimate).
 //! - [`reassembly`]: the receiving half (bounded out-of-order ring, reassembly within a per-peer
@@ -33,6 +33,21 @@ use fragment::Sender;
 pub use reassembly::Budget;
 use reassembly::Receiver;
 use wire::{HEADER_LEN, Header, HeaderError, Kind, PROBE};
+
+/// A channel as the application names it: the peer's mesh address and the channel's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelId {
+    /// The mesh address of the node at the other end.
+    pub peer: std::net::IpAddr,
+    /// The channel's id (chosen at random by the side that opened it).
+    pub id: u32,
+}
+
+impl std::fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{:08x}", self.peer, self.id)
+    }
+}
 
 /// Limits of the channels with one peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +242,7 @@ channel_drops! {
 pub struct ChannelDrops([u64; 11]);
 
 impl ChannelDrops {
-    fn count(&mut self, reason: ChannelDrop) {
+    pub(crate) fn count(&mut self, reason: ChannelDrop) {
         if let Some(c) = self.0.get_mut(reason as usize) {
             *c += 1;
         }
@@ -241,6 +256,21 @@ impl ChannelDrops {
     /// All drops.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &ChannelDrops) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
+            *mine += theirs;
+        }
+    }
+
+    /// `(reason, count)` for every reason with a non-zero count.
+    pub fn iter(&self) -> impl Iterator<Item = (ChannelDrop, u64)> + '_ {
+        ChannelDrop::ALL
+            .iter()
+            .map(|r| (*r, self.get(*r)))
+            .filter(|(_, n)| *n > 0)
     }
 }
 
@@ -278,6 +308,8 @@ struct Channel {
     probe_pending: bool,
     closed_reported: bool,
     ledbat: LedbatDelay,
+    /// The timestamp of the latest DATA received, echoed in every header we send.
+    echo: u32,
 }
 
 /// Events held per peer at most; older ones are dropped first (the state itself is never lost).
@@ -330,6 +362,7 @@ impl PeerChannels {
             probe_pending: false,
             closed_reported: false,
             ledbat: LedbatDelay::default(),
+            echo: 0,
         })
     }
 
@@ -366,6 +399,21 @@ impl PeerChannels {
     /// As [`fragment::Sender::push`], or the channel's state.
     pub fn send(&mut self, id: u32, message: Vec<u8>) -> Result<(), ChannelError> {
         self.channel(id)?.sender.push(message)
+    }
+
+    /// Whether channel `id` would take a message of `len` bytes now, and if not, why.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send) would fail.
+    pub fn check_send(&self, id: u32, len: usize) -> Result<(), ChannelError> {
+        let channel = self
+            .channels
+            .get(&id)
+            .ok_or(ChannelError::UnknownChannel(id))?;
+        if channel.reset {
+            return Err(ChannelError::Reset);
+        }
+        channel.sender.check(len)
     }
 
     /// Whether channel `id` would take a message of `len` bytes now.
@@ -472,6 +520,18 @@ impl PeerChannels {
             .sender
             .on_ack(now, header.ack, header.sack, header.window);
         channel.ledbat.record(header.timestamp, local_us);
+        if header.echo != 0 {
+            let rtt = local_us.wrapping_sub(header.echo);
+            // A sample from a clock that wrapped or an echo of nothing we sent is discarded.
+            if rtt < 60_000_000 {
+                channel
+                    .sender
+                    .on_rtt_sample(std::time::Duration::from_micros(u64::from(rtt)));
+            }
+        }
+        if header.kind == Kind::Data {
+            channel.echo = header.timestamp;
+        }
         if header.flags & PROBE != 0 && header.kind == Kind::Ack {
             channel.receiver.ack_now();
         }
@@ -619,6 +679,19 @@ impl PeerChannels {
         self.channels.get(&id).map(|c| c.sender.stats())
     }
 
+    /// A one-line summary of channel `id`'s state, for diagnostics.
+    pub fn describe(&self, id: u32) -> Option<String> {
+        let c = self.channels.get(&id)?;
+        let (ack, sack, window) = c.receiver.ack_fields();
+        Some(format!(
+            "sender {} | receiver ack {ack} sack {sack:#x} window {window} ready {} | budget {}/{}",
+            c.sender.describe(),
+            c.receiver.ready(),
+            self.budget.used(),
+            self.budget.limit()
+        ))
+    }
+
     /// The furthest right edge channel `id`'s sender has been granted.
     pub fn credit_edge(&self, id: u32) -> Option<u32> {
         self.channels
@@ -650,6 +723,7 @@ impl Channel {
             window,
             timestamp,
             delay: self.ledbat_delay(),
+            echo: self.echo,
             ..Header::new(Kind::Ack, id)
         };
         let len = if let Some(fragment) = self.sender.next_fragment(now) {
@@ -688,9 +762,10 @@ fn push_event(events: &mut VecDeque<ChannelEvent>, dropped: &mut u64, event: Cha
     events.push_back(event);
 }
 
-/// Microseconds since `epoch`, wrapping at 32 bits (the LEDBAT timestamp field).
+/// Microseconds since `epoch`, wrapping at 32 bits (the LEDBAT timestamp field), never 0 (which
+/// the echo field reserves for "none").
 fn micros(epoch: Instant, now: Instant) -> u32 {
-    now.saturating_duration_since(epoch).as_micros() as u32
+    (now.saturating_duration_since(epoch).as_micros() as u32).max(1)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The channel header, version 1: 44 bytes in network byte order before every fragment's payload.
+//! The channel header, version 1: 48 bytes in network byte order before every fragment's payload.
 //!
 //! | offset | size | field | meaning |
 //! |---:|---:|---|---|
@@ -16,6 +16,7 @@
 //! | 36 | 1 | `compression` | 0 = none; other values reserved (dropped) |
 //! | 37 | 3 | reserved | zero |
 //! | 40 | 4 | `message_len` | `DATA` with `FIRST`: the whole message's length; else 0 |
+//! | 44 | 4 | `echo` | the `timestamp` of the latest `DATA` the sender of this header received (0: none yet); the other side's round-trip sample |
 //!
 //! The payload of a `DATA` fragment follows; `ACK` and `RESET` carry none. A new version changes the
 //! first byte, so a v1 node drops it and counts it instead of misreading it.
@@ -27,7 +28,7 @@ use crate::fields::EcnCodepoint;
 /// The version this code speaks.
 pub const VERSION: u8 = 1;
 /// Bytes of the header.
-pub const HEADER_LEN: usize = 44;
+pub const HEADER_LEN: usize = 48;
 
 /// The kind of a channel packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct Header {
     pub delay: u32,
     /// Length of the message a `FIRST` fragment starts.
     pub message_len: u32,
+    /// Timestamp echo: the `timestamp` of the latest `DATA` received.
+    pub echo: u32,
 }
 
 /// Why a channel packet was refused before any state was touched.
@@ -105,6 +108,7 @@ impl Header {
             timestamp: 0,
             delay: 0,
             message_len: 0,
+            echo: 0,
         }
     }
 
@@ -128,6 +132,7 @@ impl Header {
         out[28..32].copy_from_slice(&self.timestamp.to_be_bytes());
         out[32..36].copy_from_slice(&self.delay.to_be_bytes());
         out[40..44].copy_from_slice(&self.message_len.to_be_bytes());
+        out[44..48].copy_from_slice(&self.echo.to_be_bytes());
         Some(())
     }
 
@@ -181,6 +186,7 @@ impl Header {
             timestamp: u32_at(28),
             delay: u32_at(32),
             message_len: u32_at(40),
+            echo: u32_at(44),
         };
         let markers = flags & (OPEN | FIN);
         let consistent = match kind {
@@ -223,6 +229,7 @@ mod tests {
     fn every_field_round_trips_at_its_offset() {
         let h = Header {
             message_len: 100_000,
+            echo: 1234,
             ..data(FIRST | LAST, 42)
         };
         let mut packet = vec![0u8; HEADER_LEN + 3];
@@ -232,7 +239,7 @@ mod tests {
             hex::encode(&packet[..HEADER_LEN]),
             "01010602deadbeef0000002a00000007800000000000000100000100\
              0001e24000000315\
-             00000000000186a0"
+             00000000000186a0000004d2"
         );
         let (back, payload) = Header::decode(&packet).unwrap();
         assert_eq!(back, h);
@@ -249,7 +256,10 @@ mod tests {
         };
         let good = encode(data(0, 3), b"x");
         assert!(Header::decode(&good).is_ok());
-        assert_eq!(Header::decode(&good[..43]), Err(HeaderError::Truncated));
+        assert_eq!(
+            Header::decode(&good[..HEADER_LEN - 1]),
+            Err(HeaderError::Truncated)
+        );
         let mutate = |at: usize, value: u8| {
             let mut p = good.clone();
             p[at] = value;
