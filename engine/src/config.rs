@@ -170,20 +170,26 @@ impl AllowedIp {
     }
 }
 
+/// Splits `addr/len` (or a bare `addr`) into the parsed address, the length text if any, and the
+/// family's longest prefix; shared by allowed IPs and interface addresses.
+pub(crate) fn split_prefix(s: &str) -> Result<(IpAddr, Option<&str>, u8), String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}` is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    Ok((addr, len, max))
+}
+
 impl FromStr for AllowedIp {
     type Err = String;
 
     /// Parses `10.0.0.0/8`, `fd00::/64`, or a bare address (a /32 or /128).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let (addr, len) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{addr}` is not an IP address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let (addr, len, max) = split_prefix(s.trim())?;
         let len = match len {
             Some(l) => l
                 .parse::<u8>()

@@ -50,7 +50,7 @@ use std::str::FromStr;
 use pnet_mesh_crypto::{PresharedKey, PrivateKey, PublicKey};
 use thiserror::Error;
 
-use crate::config::{AllowedIp, ConfigError, PeerConfig, check_peer};
+use crate::config::{AllowedIp, ConfigError, PeerConfig, check_peer, split_prefix};
 use crate::proto::constants::{MAX_MTU, MIN_MTU};
 
 /// wg-quick keys that only configure a kernel interface or the host: accepted, warned about, ignored.
@@ -134,14 +134,7 @@ impl FromStr for InterfaceAddress {
 
     /// `10.0.0.1/24`, `fd00::1/64`, or a bare address (a /32 or /128).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, len) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{addr}` is not an IP address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let (addr, len, max) = split_prefix(s)?;
         let prefix_len = match len {
             Some(l) => l
                 .parse::<u8>()
