@@ -129,6 +129,17 @@ print("udp-loopback smoke: " + ", ".join(
     f"{run['backend']} ours {run['packets_per_sec']:.0f}/s ceiling {run['ceiling']['packets_per_sec']:.0f}/s"
     for run in runs) + f", boringtun {r['boringtun']['packets_per_sec']:.0f}/s (smoke numbers, not comparable)")
 PY
+"$bench_bin" --smoke --macro channel-proxy --warmup 200ms --duration 1s \
+    --output "$smoke_dir/channel-proxy.json" > /dev/null
+python3 - "$smoke_dir/channel-proxy.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for leg in r["legs"]:
+    assert leg["messages"] > 0, f"{leg['what']}: no message delivered"
+print("channel-proxy smoke: " + ", ".join(
+    f"{leg['what']} {leg['goodput_bytes_per_sec'] / 2**20:.1f} MiB/s" for leg in r["legs"])
+    + " (smoke numbers, not comparable)")
+PY
 # The README's first command: two `pnet-mesh` nodes on loopback, datagrams through --forward and
 # --expose, then `show`. It fails unless every datagram comes back.
 PNET_MESH_BIN="$CARGO_TARGET_DIR/$PROFILE/pnet-mesh" bash scripts/demo.sh

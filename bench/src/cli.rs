@@ -16,9 +16,11 @@ usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
                      DIR/report.html
 
   --macro SCENARIO   in-memory (two endpoints, no sockets); udp-loopback (two nodes over localhost
-                     UDP beside the ceiling, bare UDP and boringtun); testnode-smoke is not
-                     implemented yet
-  --payload N        inner IP packet length in bytes, 28 to 1420 (default 1420)
+                     UDP beside the ceiling, bare UDP and boringtun); channel-proxy (channel
+                     goodput direct, then through the impairment proxy at 0 % and 5 % loss);
+                     testnode-smoke is not implemented yet
+  --payload N        inner IP packet length in bytes, 28 to 1420 (default 1420); for
+                     channel-proxy the message size, 1 to 16777216 (default 1048576)
   --warmup DUR       untimed run first (default 1s)
   --duration DUR     measured run (default 5s)
   --shards N         data shards per node (udp-loopback; default 1; in-memory: 1 only)
@@ -39,6 +41,8 @@ pub enum Scenario {
     InMemory,
     /// Two nodes over localhost UDP (needs the node).
     UdpLoopback,
+    /// Channel goodput between two nodes, direct and through the impairment proxy.
+    ChannelProxy,
     /// Node containers (needs the node and the container harness).
     TestnodeSmoke,
 }
@@ -49,7 +53,16 @@ impl Scenario {
         match self {
             Scenario::InMemory => "in-memory",
             Scenario::UdpLoopback => "udp-loopback",
+            Scenario::ChannelProxy => "channel-proxy",
             Scenario::TestnodeSmoke => "testnode-smoke",
+        }
+    }
+
+    /// `--payload` when none is given: a full inner packet, or a 1 MiB channel message.
+    pub fn default_payload(self) -> usize {
+        match self {
+            Scenario::ChannelProxy => 1 << 20,
+            _ => 1420,
         }
     }
 }
@@ -113,7 +126,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
         });
     }
     let mut scenario = None;
-    let mut payload = 1420;
+    let mut payload = None;
     let mut warmup = Duration::from_secs(1);
     let mut duration = Duration::from_secs(5);
     let mut shards = None;
@@ -144,19 +157,21 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
                 scenario = Some(match v.as_str() {
                     "in-memory" => Scenario::InMemory,
                     "udp-loopback" => Scenario::UdpLoopback,
+                    "channel-proxy" => Scenario::ChannelProxy,
                     "testnode-smoke" => Scenario::TestnodeSmoke,
                     _ => {
                         return Err(format!(
-                            "--macro {v}: unknown scenario (in-memory, udp-loopback, testnode-smoke)"
+                            "--macro {v}: unknown scenario (in-memory, udp-loopback, channel-proxy, testnode-smoke)"
                         ));
                     }
                 });
             }
             "--payload" => {
                 let v = value()?;
-                payload = v
-                    .parse()
-                    .map_err(|_| format!("--payload {v}: not a whole number of bytes"))?;
+                payload = Some(
+                    v.parse()
+                        .map_err(|_| format!("--payload {v}: not a whole number of bytes"))?,
+                );
             }
             "--warmup" => {
                 warmup = parse_duration(&value()?).map_err(|e| format!("--warmup: {e}"))?
@@ -192,7 +207,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
     let scenario = scenario.ok_or("--macro SCENARIO is required")?;
     Ok(Command::Macro(MacroArgs {
         scenario,
-        payload,
+        payload: payload.unwrap_or(scenario.default_payload()),
         warmup,
         duration,
         shards,
@@ -248,6 +263,15 @@ mod tests {
             panic!()
         };
         assert_eq!((m.scenario, m.payload), (Scenario::UdpLoopback, 1420));
+        let Ok(Command::Macro(m)) = parse(&["--macro", "channel-proxy"]) else {
+            panic!()
+        };
+        assert_eq!((m.scenario, m.payload), (Scenario::ChannelProxy, 1 << 20));
+        let Ok(Command::Macro(m)) = parse(&["--payload", "4096", "--macro", "channel-proxy"])
+        else {
+            panic!()
+        };
+        assert_eq!(m.payload, 4096, "--payload before --macro still wins");
         assert_eq!(
             (m.warmup, m.duration),
             (Duration::from_secs(1), Duration::from_secs(5))

@@ -6,7 +6,8 @@
 //! (git-ignored); see [`environment::results_dir`].
 //!
 //! What is here: the `in-memory` macro scenario ([`in_memory`]), the `udp-loopback` scenario with its
-//! ceiling, bare-UDP and boringtun legs ([`udp_loopback`]), a counting global allocator for
+//! ceiling, bare-UDP and boringtun legs ([`udp_loopback`]), channel goodput through the impairment
+//! proxy ([`channel_proxy`]), a counting global allocator for
 //! allocations per operation ([`alloc_count`]), a fixed-size latency histogram ([`histogram`]), two
 //! endpoints joined in memory ([`pair`]), thread placement and CPU time ([`threads`]), the HTML report ([`report`]) and the
 //! command line ([`cli`], [`duration`]). Not yet: the `testnode-smoke` scenario (it needs the container
@@ -14,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod alloc_count;
+pub mod channel_proxy;
 pub mod cli;
 pub mod duration;
 pub mod environment;

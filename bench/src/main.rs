@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use pnet_mesh::Backend;
 
 use pnet_mesh_bench::alloc_count::CountingAllocator;
+use pnet_mesh_bench::channel_proxy::{self, ChannelProxyOptions};
 use pnet_mesh_bench::cli::{Command, MacroArgs, Scenario, USAGE, parse_args};
 use pnet_mesh_bench::environment::{results_dir, write_report};
 use pnet_mesh_bench::in_memory::{self, InMemoryOptions};
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
     match m.scenario {
         Scenario::InMemory => run_in_memory(&m),
         Scenario::UdpLoopback => run_udp_loopback(&m),
+        Scenario::ChannelProxy => run_channel_proxy(&m),
         Scenario::TestnodeSmoke => not_implemented(m.scenario, "the container harness (issue 11)"),
     }
 }
@@ -99,6 +101,29 @@ fn run_udp_loopback(m: &MacroArgs) -> ExitCode {
     finish(
         m,
         udp_loopback::run(&opts, &mut |line| eprintln!("bench: {line}")),
+    )
+}
+
+fn run_channel_proxy(m: &MacroArgs) -> ExitCode {
+    let backend = match m.backend.as_deref().unwrap_or("auto") {
+        "io-uring" => Backend::IoUring,
+        "mmsg" => Backend::Mmsg,
+        "both" => {
+            eprintln!("bench: --backend both: channel-proxy measures one backend per run");
+            return ExitCode::from(2);
+        }
+        _ => Backend::Auto,
+    };
+    let opts = ChannelProxyOptions {
+        message: m.payload,
+        warmup: m.warmup,
+        duration: m.duration,
+        shards: m.shards.map_or(1, |n| n as usize),
+        backend,
+    };
+    finish(
+        m,
+        channel_proxy::run(&opts, &mut |line| eprintln!("bench: {line}")),
     )
 }
 

@@ -29,3 +29,5 @@
 //! - Full ICE, STUN and TURN NAT traversal.
 //! - ECN (RFC 6679) and LEDBAT (RFC 6817) runtime behaviour: only their fields will be modelled.
 //! - Payload compression: its fields are reserved; nothing negotiates or compresses.
+//! - Congestion control on message channels: the receiver's credit window bounds what is in flight,
+//!   and nothing adapts the send rate to loss or delay.

@@ -289,3 +289,58 @@ fn slow_channel_reader_blocks_the_sender_and_limits_hold_on_running_nodes() {
         Err(NodeError::WouldBlock)
     ));
 }
+
+#[test]
+fn hostile_channel_packets_inside_a_valid_session_are_dropped_and_counted() {
+    use pnet_mesh::mesh::channel::wire::{HEADER_LEN, Header, Kind};
+    let (a, b, _) = pair(Backend::Auto, None, ChannelConfig::default());
+    let to_b = SocketAddr::new(ip(B), 51801);
+    let data = |channel: u32, seq: u32| {
+        let mut p = vec![0u8; HEADER_LEN];
+        Header {
+            seq,
+            window: 256,
+            ..Header::new(Kind::Data, channel)
+        }
+        .encode(&mut p)
+        .unwrap();
+        p.extend_from_slice(b"forged");
+        p
+    };
+    let mut bad_version = data(7, 0);
+    bad_version[0] = 9;
+    let hostile: [(Vec<u8>, ChannelDrop); 3] = [
+        (vec![1, 1, 0], ChannelDrop::Truncated),
+        (bad_version, ChannelDrop::UnsupportedVersion),
+        // A fragment of a channel that was never opened: no state is made for it.
+        (data(7, 3), ChannelDrop::UnknownChannel),
+    ];
+    for (packet, reason) in &hostile {
+        let before = b.channel_drops().get(*reason);
+        a.send_udp(51801, to_b, packet).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b.channel_drops().get(*reason) == before {
+            assert!(Instant::now() < deadline, "{reason:?} not counted");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    assert!(
+        b.poll_event()
+            .is_none_or(|e| !matches!(e.event, Event::ChannelOpened { .. })),
+        "hostile packets opened nothing"
+    );
+    // The session and the channel port still serve honest traffic.
+    let channel = a.open_channel(ip(B)).unwrap();
+    a.channel_send(channel, b"honest").unwrap();
+    let Event::ChannelOpened { channel: seen } = wait_for(&b, "ChannelOpened", |e| {
+        matches!(e, Event::ChannelOpened { .. })
+    }) else {
+        unreachable!()
+    };
+    assert_eq!(
+        b.channel_recv(seen, Some(Duration::from_secs(10))).unwrap(),
+        b"honest"
+    );
+    a.shutdown();
+    b.shutdown();
+}
