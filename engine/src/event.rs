@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use pnet_mesh_crypto::PublicKey;
+
 use crate::PeerId;
 
 /// Which side of a handshake we were.
@@ -59,6 +61,28 @@ pub enum Event {
     ChannelReset {
         /// The channel.
         channel: crate::mesh::channel::ChannelId,
+    },
+    /// Discovery admitted a member: its record arrived, vouched for by `vouched_by` (the member
+    /// itself when it told us directly). A key we were not configured with is now a peer.
+    MemberJoined {
+        /// The member's key.
+        member: PublicKey,
+        /// The member whose session carried the record.
+        vouched_by: PublicKey,
+    },
+    /// A newer record of a member arrived (a refresh, a new claim, or the member restarted).
+    MemberUpdated {
+        /// The member's key.
+        member: PublicKey,
+        /// The member whose session carried the record.
+        vouched_by: PublicKey,
+    },
+    /// A member left (its tombstone arrived) or its record expired; a discovered peer is removed.
+    MemberLeft {
+        /// The member's key.
+        member: PublicKey,
+        /// Whether it expired rather than left.
+        expired: bool,
     },
     /// An authenticated packet arrived from a new address (roaming).
     EndpointChanged {

@@ -1,4 +1,8 @@
-//! Mesh features above the WireGuard sessions. So far: [`channel`], ordered reliable message
-//! channels between two nodes.
+//! Mesh features above the WireGuard sessions: [`channel`], ordered reliable message channels between
+//! two nodes; [`discovery`], members learning each other over authenticated sessions, with the trust
+//! rules of [`membership`] and the record format of [`wire`].
 
 pub mod channel;
+pub mod discovery;
+pub mod membership;
+pub mod wire;

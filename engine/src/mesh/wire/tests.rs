@@ -1,0 +1,185 @@
+use super::*;
+
+fn key() -> RecordKey {
+    RecordKey::new(&PresharedKey::from_bytes([7; 32]))
+}
+
+fn record() -> MemberRecord {
+    MemberRecord {
+        public_key: PublicKey::from_bytes([1; 32]),
+        version: 1_700_000_000_000_000,
+        lifetime_secs: 180,
+        left: false,
+        addresses: vec![
+            "10.1.0.1/32".parse().unwrap(),
+            "fd00::1/128".parse().unwrap(),
+            "10.9.0.0/16".parse().unwrap(),
+        ],
+        endpoints: vec![
+            "192.0.2.1:51820".parse().unwrap(),
+            "[2001:db8::1]:51820".parse().unwrap(),
+        ],
+    }
+}
+
+fn encode(r: &MemberRecord, observed: Option<SocketAddr>) -> Vec<u8> {
+    let mut out = vec![0u8; MAX_RECORD_LEN];
+    let n = r.encode(&key(), observed, &mut out).unwrap();
+    assert_eq!(n, r.encoded_len(observed));
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn a_record_roundtrips_with_and_without_its_trailer() {
+    for observed in [None, Some("198.51.100.7:40000".parse().unwrap())] {
+        let bytes = encode(&record(), observed);
+        let (got, rest) = MemberRecord::decode(&key(), &bytes).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(got.record, record());
+        assert_eq!(got.observed, observed);
+    }
+    let mut left = record();
+    left.left = true;
+    left.addresses.clear();
+    left.endpoints.clear();
+    let bytes = encode(&left, None);
+    assert_eq!(bytes.len(), RECORD_FIXED_LEN + MAC_LEN + 1);
+    assert_eq!(MemberRecord::decode(&key(), &bytes).unwrap().0.record, left);
+}
+
+#[test]
+fn the_fixed_part_sits_where_the_table_says() {
+    let bytes = encode(&record(), None);
+    assert_eq!(&bytes[..32], &[1; 32]);
+    assert_eq!(bytes[32..40], 1_700_000_000_000_000u64.to_be_bytes());
+    assert_eq!(bytes[40..44], 180u32.to_be_bytes());
+    assert_eq!(bytes[44..48], [0, 3, 2, 0]);
+    assert_eq!(bytes[48..54], [4, 32, 10, 1, 0, 1]);
+}
+
+#[test]
+fn a_record_made_with_another_psk_or_altered_fails_its_mac() {
+    let bytes = encode(&record(), None);
+    let other = RecordKey::new(&PresharedKey::from_bytes([8; 32]));
+    assert_eq!(
+        MemberRecord::decode(&other, &bytes).unwrap_err(),
+        WireError::BadMac
+    );
+    // Every bit the MAC covers is covered: flip each byte of the signed part in turn.
+    let signed = bytes.len() - MAC_LEN - 1;
+    for i in 0..signed {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        assert!(
+            MemberRecord::decode(&key(), &b).is_err(),
+            "byte {i} altered went unnoticed"
+        );
+    }
+    // The trailer is outside the MAC (a forwarder adds its own observation).
+    let observed = encode(&record(), Some("198.51.100.7:40000".parse().unwrap()));
+    assert_eq!(bytes[..signed + MAC_LEN], observed[..signed + MAC_LEN]);
+}
+
+#[test]
+fn hostile_records_are_refused_by_reason() {
+    let good = encode(&record(), None);
+    // Every truncation.
+    for n in 0..good.len() {
+        assert_eq!(
+            MemberRecord::decode(&key(), &good[..n]).unwrap_err(),
+            WireError::Truncated,
+            "cut at {n}"
+        );
+    }
+    let set = |i: usize, v: u8| {
+        let mut b = good.clone();
+        b[i] = v;
+        b
+    };
+    assert_eq!(
+        MemberRecord::decode(&key(), &set(44, 0x02)).unwrap_err(),
+        WireError::Malformed
+    );
+    assert_eq!(
+        MemberRecord::decode(&key(), &set(47, 1)).unwrap_err(),
+        WireError::Malformed
+    );
+    assert_eq!(
+        MemberRecord::decode(&key(), &set(45, 9)).unwrap_err(),
+        WireError::Oversized
+    );
+    assert_eq!(
+        MemberRecord::decode(&key(), &set(46, 5)).unwrap_err(),
+        WireError::Oversized
+    );
+    assert_eq!(
+        MemberRecord::decode(&key(), &set(48, 5)).unwrap_err(),
+        WireError::Malformed,
+        "family 5"
+    );
+    assert_eq!(
+        MemberRecord::decode(&key(), &set(49, 33)).unwrap_err(),
+        WireError::Malformed,
+        "an IPv4 prefix of 33"
+    );
+    // 10.9.0.0/16 is the third prefix, at 72: family, length, then 10.9.0.0 → 10.9.0.1 has host bits.
+    assert_eq!(
+        MemberRecord::decode(&key(), &set(77, 1)).unwrap_err(),
+        WireError::Malformed,
+        "host bits set"
+    );
+    let mut lifetime = good.clone();
+    lifetime[40..44].copy_from_slice(&(MAX_LIFETIME_SECS + 1).to_be_bytes());
+    assert_eq!(
+        MemberRecord::decode(&key(), &lifetime).unwrap_err(),
+        WireError::Oversized
+    );
+    lifetime[40..44].copy_from_slice(&0u32.to_be_bytes());
+    assert_eq!(
+        MemberRecord::decode(&key(), &lifetime).unwrap_err(),
+        WireError::Malformed
+    );
+    // A record longer than one of the maximum is impossible to build.
+    let mut big = record();
+    big.addresses = vec!["10.0.0.0/8".parse().unwrap(); MAX_ADDRESSES + 1];
+    assert!(big.encode(&key(), None, &mut [0u8; 4096]).is_none());
+}
+
+#[test]
+fn message_headers_roundtrip_and_refuse_what_they_do_not_know() {
+    let mut out = [0u8; 4];
+    MessageHeader {
+        sync: true,
+        count: 3,
+    }
+    .encode(&mut out)
+    .unwrap();
+    assert_eq!(out, [1, 1, 1, 3]);
+    let (h, rest) = MessageHeader::decode(&[1, 1, 0, 2, 9]).unwrap();
+    assert_eq!(
+        h,
+        MessageHeader {
+            sync: false,
+            count: 2
+        }
+    );
+    assert_eq!(rest, &[9]);
+    assert_eq!(MessageHeader::decode(&[1, 1, 0]), Err(WireError::Truncated));
+    assert_eq!(
+        MessageHeader::decode(&[2, 1, 0, 0]),
+        Err(WireError::UnsupportedVersion)
+    );
+    assert_eq!(
+        MessageHeader::decode(&[1, 2, 0, 0]),
+        Err(WireError::Malformed)
+    );
+    assert_eq!(
+        MessageHeader::decode(&[1, 1, 2, 0]),
+        Err(WireError::Malformed)
+    );
+    assert_eq!(
+        MessageHeader::decode(&[1, 1, 0, MAX_RECORDS as u8 + 1]),
+        Err(WireError::Oversized)
+    );
+}
