@@ -60,8 +60,9 @@
 //! # On real sockets
 //! [`Node`] (feature `runtime`, on by default) runs the same core on the thread-per-core runtime of
 //! `pnet-mesh-shard`: the [`ControlPlane`](proto::ControlPlane) on a control shard and one
-//! [`DataPath`](proto::DataPath) per data shard. Channels and the mesh features come in later releases;
-//! see the project README.
+//! [`DataPath`](proto::DataPath) per data shard, with message channels ([`mesh::channel`]) and crypto
+//! discovery ([`mesh::discovery`], on with [`NodeBuilder::mesh_psk`]) each run by a thread of the node.
+//! Relays and multi-hop routes come in a later release; see the project README.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]

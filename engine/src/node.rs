@@ -7,6 +7,7 @@
 
 mod builder;
 mod channels;
+mod discovery;
 mod error;
 pub(crate) mod transmit;
 
@@ -17,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use pnet_mesh_crypto::PublicKey;
-use pnet_mesh_shard::{BackendKind, Runtime, RuntimeReport, ShardId, ShardStatsSnapshot};
+use pnet_mesh_shard::{BackendKind, Runtime, RuntimeReport, ShardStatsSnapshot};
 
 pub use builder::NodeBuilder;
 pub use error::NodeError;
@@ -29,11 +30,9 @@ use crate::event::Event;
 use crate::proto::gso::GsoPacket;
 use crate::proto::{DropCounters, SendError, ip};
 use crate::runtime::channels::ChannelDriver;
+use crate::runtime::discovery::{DiscoveryDriver, DiscoveryHub};
 use crate::runtime::{Command, ControlRequest, Shared};
 use crate::stats::PeerStats;
-
-/// How long a blocking call on the control shard (peer changes, stats) waits for its answer.
-const CONTROL_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running mesh node. Dropping it stops the shards.
 ///
@@ -60,7 +59,8 @@ const CONTROL_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// # }
 /// ```
 pub struct Node {
-    // Before the runtime: the driver stops (on drop too) while the shards still run.
+    // Before the runtime: the drivers stop (on drop too) while the shards still run.
+    discovery: Option<DiscoveryDriver>,
     channels: ChannelDriver,
     runtime: Runtime<Command>,
     tx: Transmitter,
@@ -578,12 +578,7 @@ impl Node {
     /// # Errors
     /// [`NodeError::WouldBlock`] if the control shard's queue is full.
     pub fn connect(&self, peer: PeerId) -> Result<(), NodeError> {
-        self.runtime
-            .send_command(
-                ShardId::CONTROL,
-                Command::Control(ControlRequest::Connect(peer)),
-            )
-            .map_err(|_| NodeError::WouldBlock)
+        self.tx.tell(ControlRequest::Connect(peer))
     }
 
     /// Sends a keepalive to `peer` (a handshake first if there is no session).
@@ -591,16 +586,12 @@ impl Node {
     /// # Errors
     /// [`NodeError::WouldBlock`] if the control shard's queue is full.
     pub fn send_keepalive(&self, peer: PeerId) -> Result<(), NodeError> {
-        self.runtime
-            .send_command(
-                ShardId::CONTROL,
-                Command::Control(ControlRequest::Keepalive(peer)),
-            )
-            .map_err(|_| NodeError::WouldBlock)
+        self.tx.tell(ControlRequest::Keepalive(peer))
     }
 
     /// Stops the channel driver and the shards, and waits for them.
     pub fn shutdown(self) {
+        drop(self.discovery);
         drop(self.channels);
         self.runtime.shutdown();
     }
@@ -666,21 +657,7 @@ impl Node {
         &self,
         request: impl FnOnce(std::sync::mpsc::SyncSender<T>) -> ControlRequest,
     ) -> Result<T, NodeError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let mut command = Command::Control(request(tx));
-        let deadline = Instant::now() + CONTROL_REPLY_TIMEOUT;
-        loop {
-            match self.runtime.send_command(ShardId::CONTROL, command) {
-                Ok(()) => break,
-                Err(back) if Instant::now() < deadline => {
-                    command = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return Err(NodeError::Closed),
-            }
-        }
-        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .map_err(|_| NodeError::Closed)
+        self.tx.ask(request)
     }
 }
 
@@ -707,6 +684,7 @@ pub(crate) fn new_node(
     mtu: usize,
     data_shards: usize,
     channels: std::sync::Arc<crate::runtime::channels::ChannelHub>,
+    discovery: Option<(DiscoveryHub, Vec<(PeerId, PublicKey)>)>,
 ) -> Result<Node, NodeError> {
     let tx = Transmitter {
         commander: runtime.commander(),
@@ -723,7 +701,17 @@ pub(crate) fn new_node(
                 source,
             }
         })?;
+    let discovery = discovery
+        .map(|(hub, configured)| {
+            DiscoveryDriver::start(Arc::new(hub), shared.clone(), tx.clone(), configured)
+        })
+        .transpose()
+        .map_err(|source| NodeError::Io {
+            what: "start the discovery driver thread",
+            source,
+        })?;
     Ok(Node {
+        discovery,
         channels,
         runtime,
         tx,

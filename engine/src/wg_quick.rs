@@ -384,6 +384,9 @@ impl WgQuickConfig {
         if let Some(mtu) = self.interface.mtu {
             builder = builder.mtu(mtu);
         }
+        if let Some(psk) = &self.interface.mesh_preshared_key {
+            builder = builder.mesh_psk(psk.clone());
+        }
         for peer in &self.peers {
             builder = builder.peer(peer.config.clone());
         }

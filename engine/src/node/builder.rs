@@ -4,16 +4,19 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pnet_mesh_crypto::PrivateKey;
 use pnet_mesh_crypto::rng::OsRng;
+use pnet_mesh_crypto::{PresharedKey, PrivateKey};
 use pnet_mesh_shard::{Backend, Runtime, RuntimeConfig};
 
 use super::{Node, NodeError};
+use crate::PeerId;
 use crate::config::{ConfigError, EndpointConfig, PeerConfig};
 use crate::mesh::channel::ChannelConfig;
+use crate::mesh::discovery::{Discovery, DiscoveryConfig};
 use crate::proto::ControlPlane;
 use crate::proto::constants::{DEFAULT_EVENT_CAPACITY, DEFAULT_MTU, ProtocolTimes};
 use crate::runtime::channels::ChannelHub;
+use crate::runtime::discovery::{DiscoveryHub, wall_us};
 use crate::runtime::{self, STEERING, Shared};
 
 /// The UDP port our [`Node::send_to`] sends from and [`Node::recv_from`] receives on, unless set.
@@ -44,6 +47,7 @@ pub struct NodeBuilder {
     datagram_port: u16,
     channel_port: u16,
     channels: ChannelConfig,
+    discovery: Option<DiscoveryConfig>,
     gso_gro: bool,
 }
 
@@ -66,6 +70,7 @@ impl NodeBuilder {
             datagram_port: DEFAULT_DATAGRAM_PORT,
             channel_port: DEFAULT_CHANNEL_PORT,
             channels: ChannelConfig::default(),
+            discovery: None,
             gso_gro: true,
         }
     }
@@ -162,6 +167,21 @@ impl NodeBuilder {
         self
     }
 
+    /// Joins a mesh: discovery with `mesh_psk` and the default settings (see
+    /// [`discovery`](Self::discovery)).
+    pub fn mesh_psk(self, mesh_psk: PresharedKey) -> Self {
+        self.discovery(DiscoveryConfig::new(mesh_psk))
+    }
+
+    /// Crypto discovery: the node tells its peers about itself and learns the other members of the
+    /// mesh from them, adding each as a peer keyed with the mesh PSK and handshaking with it directly.
+    /// Configured peers with no PSK of their own use the mesh PSK too, so a node with a wrong one
+    /// completes no handshake at all. Off unless set.
+    pub fn discovery(mut self, config: DiscoveryConfig) -> Self {
+        self.discovery = Some(config);
+        self
+    }
+
     /// Whether to use UDP GSO/GRO where the kernel has them (default true).
     pub fn gso_gro(mut self, on: bool) -> Self {
         self.gso_gro = on;
@@ -187,6 +207,17 @@ impl NodeBuilder {
                 "must be non-zero and differ from datagram_port",
             )
             .into());
+        }
+        if let Some(d) = &self.discovery {
+            d.validate()?;
+            if d.port == self.datagram_port || d.port == self.channel_port {
+                return Err(ConfigError::invalid(
+                    "discovery.port",
+                    d.port,
+                    "must differ from datagram_port and channel_port",
+                )
+                .into());
+            }
         }
         let channels = ChannelConfig {
             max_fragment: ChannelConfig::fragment_for_mtu(self.mtu),
@@ -222,13 +253,48 @@ impl NodeBuilder {
             .data_shards(shards_u8)
             .protocol_times(self.times)
             .event_capacity(self.event_capacity);
-        for (i, peer) in self.peers.into_iter().enumerate() {
-            config = config.peer(resolve_endpoint(i, peer)?);
+        let mut configured = Vec::with_capacity(self.peers.len());
+        for (i, mut peer) in self.peers.into_iter().enumerate() {
+            if let Some(d) = &self.discovery
+                && peer.preshared_key.is_none()
+            {
+                peer.preshared_key = Some(d.mesh_psk.clone());
+            }
+            let peer = resolve_endpoint(i, peer)?;
+            configured.push((
+                PeerId(i as u32),
+                peer.public_key,
+                peer.allowed_ips.clone(),
+                peer.endpoint.is_some(),
+            ));
+            config = config.peer(peer);
         }
         let config = Arc::new(config.build()?);
         let public_key = config.public_key();
         let mtu = usize::from(config.mtu());
-        let control = ControlPlane::new(config, Box::new(OsRng), Instant::now());
+        let now = Instant::now();
+        let discovery = self.discovery.map(|d| {
+            let mesh_psk = d.mesh_psk.clone();
+            // Room for the IPv6 and UDP headers: a message fits either family.
+            let max_message = mtu.saturating_sub(48);
+            let mut discovery = Discovery::new(
+                public_key,
+                &self.mesh_addresses,
+                d,
+                max_message,
+                now,
+                wall_us(),
+            );
+            for (_, key, allowed_ips, reachable) in &configured {
+                discovery.add_configured(now, *key, allowed_ips.clone(), *reachable);
+            }
+            let ids = configured
+                .iter()
+                .map(|(id, key, _, _)| (*id, *key))
+                .collect();
+            (DiscoveryHub::new(discovery, mesh_psk), ids)
+        });
+        let control = ControlPlane::new(config, Box::new(OsRng), now);
         let shared = Arc::new(
             Shared::new(
                 data_shards,
@@ -236,6 +302,7 @@ impl NodeBuilder {
                 self.event_capacity,
                 control.routes().clone(),
                 self.channel_port,
+                discovery.as_ref().map(|(hub, _)| hub.port()),
             )
             .map_err(|source| NodeError::Io {
                 what: "create the readiness eventfd",
@@ -278,6 +345,7 @@ impl NodeBuilder {
             mtu,
             data_shards,
             Arc::new(ChannelHub::new(channels)),
+            discovery,
         )
     }
 }

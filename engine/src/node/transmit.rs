@@ -4,12 +4,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pnet_mesh_shard::{BufferPool, Commander, HEADROOM, ShardId};
 
 use super::NodeError;
 use crate::proto::{PacketBuf, ip, route_packet};
-use crate::runtime::{Command, Shared};
+use crate::runtime::{Command, ControlRequest, Shared};
+
+/// How long a blocking call on the control shard (peer changes, stats) waits for its answer.
+const CONTROL_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a thread needs to send into the mesh.
 #[derive(Debug, Clone)]
@@ -110,5 +114,40 @@ impl Transmitter {
             }
             Err(_) => Err(NodeError::WouldBlock),
         }
+    }
+
+    /// Sends `request` to the control shard and waits for its answer.
+    ///
+    /// # Errors
+    /// [`NodeError::Closed`] when the control shard's queue stays full or it does not answer in time.
+    pub(crate) fn ask<T>(
+        &self,
+        request: impl FnOnce(std::sync::mpsc::SyncSender<T>) -> ControlRequest,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut command = Command::Control(request(tx));
+        let deadline = Instant::now() + CONTROL_REPLY_TIMEOUT;
+        loop {
+            match self.commander.send_command(ShardId::CONTROL, command) {
+                Ok(()) => break,
+                Err(back) if Instant::now() < deadline => {
+                    command = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return Err(NodeError::Closed),
+            }
+        }
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| NodeError::Closed)
+    }
+
+    /// Sends `request` to the control shard without waiting for an answer.
+    ///
+    /// # Errors
+    /// [`NodeError::WouldBlock`] if the control shard's queue is full.
+    pub(crate) fn tell(&self, request: ControlRequest) -> Result<(), NodeError> {
+        self.commander
+            .send_command(ShardId::CONTROL, Command::Control(request))
+            .map_err(|_| NodeError::WouldBlock)
     }
 }

@@ -110,10 +110,14 @@ impl DataShard {
     fn deliver(&self, delivery: Delivery) -> bool {
         let counters = self.shared.data_counters.get(self.index());
         let packet = delivery.buf.as_slice().get(delivery.range.clone());
-        if packet.and_then(ip::udp_destination_port) == Some(self.shared.channel_port) {
-            // For the channel driver; it wakes on its own descriptor, not the application's.
-            match self.shared.channel_deliveries.push(delivery) {
-                Ok(()) => self.shared.channel_wake.signal(),
+        if let Some((queue, wake)) = packet
+            .and_then(ip::udp_destination_port)
+            .and_then(|port| self.shared.driver_for(port))
+        {
+            // For the channel or discovery driver; it wakes on its own descriptor, not the
+            // application's.
+            match queue.push(delivery) {
+                Ok(()) => wake.signal(),
                 Err(d) => {
                     if let Some(c) = counters {
                         published::add(&c.delivery_dropped, 1);

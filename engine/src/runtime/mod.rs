@@ -7,6 +7,7 @@
 pub(crate) mod channels;
 mod control_shard;
 mod data_shard;
+pub(crate) mod discovery;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,10 @@ pub(crate) const STEERING: SteeringRule = SteeringRule {
 /// Channel packets waiting for the channel driver, all data shards together (two windows' worth
 /// of the default configuration).
 const CHANNEL_QUEUE: usize = 1024;
+/// Discovery messages waiting for the discovery driver.
+const DISCOVERY_QUEUE: usize = 256;
+/// Session changes waiting for the discovery driver.
+const SESSION_NOTICE_QUEUE: usize = 1024;
 
 /// What travels between shards and from the application to them.
 #[derive(Debug)]
@@ -117,6 +122,14 @@ pub(crate) struct Shared {
     pub(crate) channel_port: u16,
     /// Wakes the channel driver.
     pub(crate) channel_wake: Readiness,
+    /// The mesh-side UDP port of discovery, when discovery runs.
+    pub(crate) discovery_port: Option<u16>,
+    /// Packets for the discovery port, for the discovery driver.
+    pub(crate) discovery_deliveries: ArrayQueue<Delivery>,
+    /// Session changes (up, down, roaming) for the discovery driver, copied from the events.
+    pub(crate) session_notices: ArrayQueue<Event>,
+    /// Wakes the discovery driver.
+    pub(crate) discovery_wake: Readiness,
     pub(crate) events: ArrayQueue<TimedEvent>,
     pub(crate) events_dropped: AtomicU64,
     /// Commands for data shards the control shard could neither send nor hold.
@@ -138,12 +151,17 @@ impl Shared {
         event_capacity: usize,
         routes: Arc<AllowedIps>,
         channel_port: u16,
+        discovery_port: Option<u16>,
     ) -> std::io::Result<Self> {
         Ok(Shared {
             deliveries: ArrayQueue::new(receive_queue.max(1)),
             channel_deliveries: ArrayQueue::new(CHANNEL_QUEUE),
             channel_port,
             channel_wake: Readiness::new()?,
+            discovery_port,
+            discovery_deliveries: ArrayQueue::new(DISCOVERY_QUEUE),
+            session_notices: ArrayQueue::new(SESSION_NOTICE_QUEUE),
+            discovery_wake: Readiness::new()?,
             events: ArrayQueue::new(event_capacity.max(1)),
             events_dropped: AtomicU64::new(0),
             control_backlog_dropped: AtomicU64::new(0),
@@ -169,6 +187,19 @@ impl Shared {
     }
 
     pub(crate) fn push_event(&self, event: Event) {
+        if self.discovery_port.is_some()
+            && matches!(
+                event,
+                Event::PeerUp { .. }
+                    | Event::PeerDown { .. }
+                    | Event::HandshakeCompleted { .. }
+                    | Event::EndpointChanged { .. }
+            )
+        {
+            // Lost only if the driver is a thousand changes behind; its periodic sync repairs that.
+            let _ = self.session_notices.push(event);
+            self.discovery_wake.signal();
+        }
         let timed = TimedEvent {
             at: SystemTime::now(),
             event,
@@ -177,6 +208,18 @@ impl Shared {
             self.events_dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.readiness.signal();
+    }
+
+    /// The queue and wake-up of the driver that serves UDP port `port` inside the mesh, if one does
+    /// (channels, discovery); packets to other ports are the application's.
+    pub(crate) fn driver_for(&self, port: u16) -> Option<(&ArrayQueue<Delivery>, &Readiness)> {
+        if port == self.channel_port {
+            Some((&self.channel_deliveries, &self.channel_wake))
+        } else if Some(port) == self.discovery_port {
+            Some((&self.discovery_deliveries, &self.discovery_wake))
+        } else {
+            None
+        }
     }
 
     /// Gives a buffer back to its pool (or frees it before the pool is known, which cannot happen

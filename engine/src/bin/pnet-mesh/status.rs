@@ -41,6 +41,37 @@ pub struct Status {
     pub unrouted: u64,
     /// Packets the node dropped, by reason (only reasons that occurred).
     pub drops: BTreeMap<String, u64>,
+    /// Discovery, when `MeshPresharedKey` is set.
+    #[serde(default)]
+    pub discovery: Option<DiscoveryStatus>,
+}
+
+/// What discovery knows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiscoveryStatus {
+    /// Every member held.
+    pub members: Vec<MemberStatus>,
+    /// Discovery messages sent and received.
+    pub messages_sent: u64,
+    /// See `messages_sent`.
+    pub messages_received: u64,
+    /// Records and messages refused, by reason (only reasons that occurred).
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// One member.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Its key (base64).
+    pub public_key: String,
+    /// The member whose session carried its latest record.
+    pub vouched_by: String,
+    /// Its record's version (µs since the UNIX epoch when issued).
+    pub version: u64,
+    /// The addresses it claims.
+    pub addresses: Vec<String>,
+    /// Whether the node's own configuration names it.
+    pub configured: bool,
 }
 
 /// One peer, as `wg show` reports it.
@@ -107,11 +138,13 @@ impl Source<'_> {
             .iter()
             .map(|(id, p)| PeerStatus {
                 public_key: p.public_key.to_string(),
-                preshared_key: self
-                    .config
-                    .peers
-                    .get(id.0 as usize)
-                    .is_some_and(|s| s.has_preshared_key),
+                // With a mesh PSK every peer has one (its own, or the mesh's).
+                preshared_key: self.config.interface.mesh_preshared_key.is_some()
+                    || self
+                        .config
+                        .peers
+                        .get(id.0 as usize)
+                        .is_some_and(|s| s.has_preshared_key),
                 endpoint: p.endpoint.map(|e| e.to_string()),
                 allowed_ips: p.allowed_ips.iter().map(|n| n.to_string()).collect(),
                 latest_handshake: p
@@ -167,7 +200,36 @@ impl Source<'_> {
                 .filter(|(_, n)| *n > 0)
                 .map(|(reason, n)| (reason.name().to_owned(), n))
                 .collect(),
+            discovery: self.discovery(),
         }
+    }
+
+    fn discovery(&self) -> Option<DiscoveryStatus> {
+        let stats = self.node.discovery_stats()?;
+        let mut members: Vec<MemberStatus> = self
+            .node
+            .members()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| MemberStatus {
+                public_key: m.record.public_key.to_string(),
+                vouched_by: m.vouched_by.to_string(),
+                version: m.record.version,
+                addresses: m.record.addresses.iter().map(|a| a.to_string()).collect(),
+                configured: m.configured,
+            })
+            .collect();
+        members.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        Some(DiscoveryStatus {
+            members,
+            messages_sent: stats.messages_sent,
+            messages_received: stats.messages_received,
+            drops: stats
+                .drops
+                .iter()
+                .map(|(reason, n)| (reason.name().to_owned(), n))
+                .collect(),
+        })
     }
 }
 
@@ -211,6 +273,15 @@ pub fn render(s: &Status, now: u64) -> String {
         "  backend: {} ({} data shards)",
         s.backend, s.data_shards
     );
+    if let Some(d) = &s.discovery {
+        let _ = writeln!(
+            out,
+            "  discovery: {} members ({} messages sent, {} received)",
+            d.members.len(),
+            d.messages_sent,
+            d.messages_received
+        );
+    }
     for (kind, rules) in [("forward", &s.forwards), ("expose", &s.exposes)] {
         for r in rules {
             let _ = writeln!(
@@ -354,6 +425,7 @@ pub mod tests_support {
             exposes: vec![],
             unrouted: 0,
             drops: BTreeMap::new(),
+            discovery: None,
         }
     }
 }

@@ -41,7 +41,10 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         ));
     }
     if config.interface.mesh_preshared_key.is_some() {
-        tracing::info!("MeshPresharedKey is set: it keys pairs learned through discovery");
+        tracing::info!(
+            "MeshPresharedKey is set: discovery is on; it keys pairs learned through discovery and \
+             configured peers without a PresharedKey"
+        );
     }
 
     let node = start_node(&config, &args)?;

@@ -1,0 +1,307 @@
+//! The discovery driver: one thread that runs a node's [`Discovery`]. Data shards hand it the packets
+//! addressed to the discovery port and it sees the session events (up, down, roaming); it sends what
+//! discovery emits through the node's [`Transmitter`], and carries out its actions on the node's
+//! peers on the control shard: admit (add the member keyed with the mesh PSK, then handshake at once
+//! so the pair talks directly), update, forget.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use pnet_mesh_crypto::{PresharedKey, PublicKey};
+
+use crate::PeerId;
+use crate::config::PeerConfig;
+use crate::event::Event;
+use crate::mesh::discovery::{Action, Discovery};
+use crate::node::NodeError;
+use crate::node::transmit::Transmitter;
+use crate::proto::ip;
+use crate::runtime::{ControlRequest, Shared};
+
+/// How long the driver sleeps at most with nothing to do.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// How often it reads the peers' endpoints (what it tells other members about them).
+const OBSERVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often at most an unknown peer id makes it read the peer list.
+const MISS_REFRESH: Duration = Duration::from_millis(100);
+
+/// What the node and the driver share.
+#[derive(Debug)]
+pub(crate) struct DiscoveryHub {
+    discovery: Mutex<Discovery>,
+    mesh_psk: PresharedKey,
+    stop: AtomicBool,
+}
+
+impl DiscoveryHub {
+    pub(crate) fn new(discovery: Discovery, mesh_psk: PresharedKey) -> DiscoveryHub {
+        DiscoveryHub {
+            discovery: Mutex::new(discovery),
+            mesh_psk,
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The discovery port.
+    pub(crate) fn port(&self) -> u16 {
+        self.discovery.lock().map_or(0, |d| d.port())
+    }
+
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Discovery>, NodeError> {
+        self.discovery.lock().map_err(|_| NodeError::Closed)
+    }
+}
+
+/// The driver thread; dropping it stops and joins it.
+#[derive(Debug)]
+pub(crate) struct DiscoveryDriver {
+    hub: Arc<DiscoveryHub>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DiscoveryDriver {
+    /// Starts the driver; `configured` are the node's configured peers by id.
+    pub(crate) fn start(
+        hub: Arc<DiscoveryHub>,
+        shared: Arc<Shared>,
+        tx: Transmitter,
+        configured: Vec<(PeerId, PublicKey)>,
+    ) -> std::io::Result<DiscoveryDriver> {
+        let (h, s) = (hub.clone(), shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("pnet-discovery".into())
+            .spawn(move || {
+                let mut driver = Driver {
+                    hub: &h,
+                    shared: &s,
+                    tx: &tx,
+                    keys: configured.iter().copied().collect(),
+                    ids: configured.iter().map(|(id, k)| (*k, *id)).collect(),
+                    next_observe: Instant::now(),
+                    last_refresh: Instant::now(),
+                };
+                driver.run();
+            })?;
+        Ok(DiscoveryDriver {
+            hub,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The discovery state, for the node's queries.
+    pub(crate) fn hub(&self) -> &DiscoveryHub {
+        &self.hub
+    }
+}
+
+impl Drop for DiscoveryDriver {
+    fn drop(&mut self) {
+        self.hub.stop.store(true, Ordering::Release);
+        self.shared.discovery_wake.signal();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Driver<'a> {
+    hub: &'a DiscoveryHub,
+    shared: &'a Shared,
+    tx: &'a Transmitter,
+    keys: HashMap<PeerId, PublicKey>,
+    ids: HashMap<PublicKey, PeerId>,
+    next_observe: Instant,
+    last_refresh: Instant,
+}
+
+impl Driver<'_> {
+    fn run(&mut self) {
+        while !self.hub.stop.load(Ordering::Acquire) {
+            self.shared.discovery_wake.clear();
+            let now = Instant::now();
+            if now >= self.next_observe {
+                self.next_observe = now + OBSERVE_INTERVAL;
+                self.observe();
+            }
+            // Keys first, outside the lock: a peer added since the last look needs the peer list.
+            let notices: Vec<(Event, Option<PublicKey>)> =
+                std::iter::from_fn(|| self.shared.session_notices.pop())
+                    .map(|e| (e, session_peer(&e).and_then(|p| self.key_of(p))))
+                    .collect();
+            let deliveries: Vec<_> = std::iter::from_fn(|| self.shared.discovery_deliveries.pop())
+                .map(|d| {
+                    let from = self.key_of(d.peer);
+                    (d, from)
+                })
+                .collect();
+            let (actions, transmits, events, next) = {
+                let Ok(mut d) = self.hub.discovery.lock() else {
+                    return;
+                };
+                for (event, key) in notices {
+                    if let Some(key) = key {
+                        on_session(&mut d, now, event, key);
+                    }
+                }
+                for (delivery, from) in deliveries {
+                    let udp = delivery
+                        .buf
+                        .as_slice()
+                        .get(delivery.range.clone())
+                        .and_then(ip::parse_udp);
+                    if let (Some(udp), Some(from)) = (udp, from) {
+                        d.handle_message(now, from, udp.payload);
+                    }
+                    self.shared.release(delivery.buf);
+                }
+                if now >= d.poll_timeout() {
+                    d.handle_timeout(now, wall_us());
+                }
+                let actions: Vec<Action> = std::iter::from_fn(|| d.poll_action()).collect();
+                let transmits: Vec<_> = std::iter::from_fn(|| d.poll_transmit()).collect();
+                let events: Vec<Event> = std::iter::from_fn(|| d.poll_event()).collect();
+                (actions, transmits, events, d.poll_timeout())
+            };
+            // Outside the lock: these wait on the control shard.
+            for a in actions {
+                self.apply(a);
+            }
+            let port = self.shared.discovery_port.unwrap_or_default();
+            for out in transmits {
+                // A message the shards cannot take now is lost like a datagram on the way; the
+                // periodic sync sends the table again.
+                if let Err(e) =
+                    self.tx
+                        .try_send_udp(port, SocketAddr::new(out.dst, port), &out.message)
+                {
+                    tracing::trace!(to = %out.to.short(), error = %e, "discovery message not sent");
+                }
+            }
+            for e in events {
+                if let Event::MemberJoined { member, vouched_by } = e {
+                    tracing::debug!(member = %member.short(), vouched_by = %vouched_by.short(), "member joined");
+                }
+                self.shared.push_event(e);
+            }
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(IDLE_WAIT)
+                .min(self.next_observe.saturating_duration_since(Instant::now()));
+            if !wait.is_zero() {
+                self.shared.discovery_wake.wait(Some(wait));
+            }
+        }
+    }
+
+    /// The key of `peer`, reading the peer list again (at most every [`MISS_REFRESH`]) for a peer
+    /// added since.
+    fn key_of(&mut self, peer: PeerId) -> Option<PublicKey> {
+        if !self.keys.contains_key(&peer) && self.last_refresh.elapsed() >= MISS_REFRESH {
+            self.observe();
+        }
+        self.keys.get(&peer).copied()
+    }
+
+    /// Reads every peer's key and endpoint: the endpoints are what we tell members about them.
+    fn observe(&mut self) {
+        self.last_refresh = Instant::now();
+        let Ok(peers) = self.tx.ask(ControlRequest::PeerStats) else {
+            return;
+        };
+        let Ok(mut d) = self.hub.discovery.lock() else {
+            return;
+        };
+        for (id, stats) in peers {
+            self.keys.insert(id, stats.public_key);
+            self.ids.insert(stats.public_key, id);
+            d.set_observed(stats.public_key, stats.endpoint);
+        }
+    }
+
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Admit {
+                key,
+                allowed_ips,
+                endpoint,
+            } => {
+                let mut config = PeerConfig::new(key).preshared_key(self.hub.mesh_psk.clone());
+                for a in allowed_ips {
+                    config = config.allowed_ip(a);
+                }
+                if let Some(e) = endpoint {
+                    config = config.endpoint(e);
+                }
+                match self
+                    .tx
+                    .ask(|reply| ControlRequest::AddPeer(Box::new(config), reply))
+                {
+                    Ok(Ok(id)) => {
+                        self.keys.insert(id, key);
+                        self.ids.insert(key, id);
+                        // Handshake now: the pair talks directly from here on.
+                        let _ = self.tx.tell(ControlRequest::Connect(id));
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(member = %key.short(), error = %e, "member not admitted");
+                        if let Ok(mut d) = self.hub.discovery.lock() {
+                            d.admission_failed(&key);
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            Action::Update { key, allowed_ips } => {
+                let Some(id) = self.ids.get(&key).copied() else {
+                    return;
+                };
+                let mut config = PeerConfig::new(key).preshared_key(self.hub.mesh_psk.clone());
+                for a in allowed_ips {
+                    config = config.allowed_ip(a);
+                }
+                let _ = self
+                    .tx
+                    .ask(|reply| ControlRequest::UpdatePeer(id, Box::new(config), reply));
+            }
+            Action::Forget { key } => {
+                if let Some(id) = self.ids.remove(&key) {
+                    self.keys.remove(&id);
+                    let _ = self.tx.ask(|reply| ControlRequest::RemovePeer(id, reply));
+                }
+            }
+        }
+    }
+}
+
+/// The peer a session event is about.
+fn session_peer(event: &Event) -> Option<PeerId> {
+    match *event {
+        Event::PeerUp { peer }
+        | Event::PeerDown { peer }
+        | Event::HandshakeCompleted { peer, .. }
+        | Event::EndpointChanged { peer, .. } => Some(peer),
+        _ => None,
+    }
+}
+
+fn on_session(d: &mut Discovery, now: Instant, event: Event, key: PublicKey) {
+    match event {
+        Event::PeerUp { .. } | Event::HandshakeCompleted { .. } => d.session_up(now, key),
+        Event::PeerDown { .. } => d.session_down(&key),
+        Event::EndpointChanged { new, .. } => d.set_observed(key, Some(new)),
+        _ => {}
+    }
+}
+
+/// The wall clock in µs since the UNIX epoch (record versions).
+pub(crate) fn wall_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
