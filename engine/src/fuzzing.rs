@@ -180,3 +180,81 @@ pub fn seal_open(data: &[u8]) {
         }
     }
 }
+
+/// The mesh PSK of [`mesh_control`]'s primed node; `engine/fuzz/seeds.py` makes records with it.
+pub const MESH_CONTROL_PSK: [u8; 32] = [0x42; 32];
+
+/// A discovery message, first through the codecs (a record that decodes re-encodes to the same
+/// bytes), then into a node's discovery from a member and from a configured peer that is no
+/// member; the table stays within its bound and nothing panics.
+pub fn mesh_control(data: &[u8]) {
+    use crate::mesh::discovery::{Discovery, DiscoveryConfig};
+    use crate::mesh::wire::{MAX_RECORD_LEN, MemberRecord, MessageHeader, RecordKey};
+    use pnet_mesh_crypto::{PresharedKey, PublicKey};
+
+    let psk = PresharedKey::from_bytes(MESH_CONTROL_PSK);
+    let key = RecordKey::new(&psk);
+    if let Ok((header, mut rest)) = MessageHeader::decode(data) {
+        for _ in 0..header.count {
+            let Ok((received, after)) = MemberRecord::decode(&key, rest) else {
+                break;
+            };
+            let mut out = [0u8; MAX_RECORD_LEN];
+            let n = received
+                .record
+                .encode(&key, received.observed, &mut out)
+                .expect("a decoded record fits the largest record");
+            assert_eq!(
+                out.get(..n),
+                rest.get(..n),
+                "record roundtrip changed bytes"
+            );
+            rest = after;
+        }
+    }
+    let now = Instant::now();
+    let wall = 1_800_000_000_000_000;
+    let member = PublicKey::from_bytes([2; 32]);
+    let outsider = PublicKey::from_bytes([3; 32]);
+    let mut config = DiscoveryConfig::new(psk);
+    config.max_members = 16;
+    let own = PublicKey::from_bytes([1; 32]);
+    let mut discovery = Discovery::new(
+        own,
+        &["10.0.0.1".parse().expect("literal")],
+        config,
+        1392,
+        now,
+        wall,
+    );
+    for (k, a) in [(member, "10.0.0.2/32"), (outsider, "10.0.0.3/32")] {
+        discovery.add_configured(now, k, vec![a.parse().expect("literal")], false);
+    }
+    // The member shows its record, so it may vouch.
+    let mut hello = vec![0u8; 256];
+    let _ = MessageHeader {
+        sync: false,
+        count: 1,
+    }
+    .encode(&mut hello);
+    let record = MemberRecord {
+        public_key: member,
+        version: wall,
+        lifetime_secs: 60,
+        left: false,
+        addresses: vec!["10.0.0.2/32".parse().expect("literal")],
+        endpoints: Vec::new(),
+    };
+    let n = record
+        .encode(&key, None, hello.get_mut(4..).unwrap_or_default())
+        .unwrap_or(0);
+    hello.truncate(4 + n);
+    discovery.handle_message(now, member, &hello);
+    discovery.handle_message(now, member, data);
+    discovery.handle_message(now + Duration::from_millis(1), outsider, data);
+    discovery.handle_timeout(now + Duration::from_secs(61), wall + 61_000_000);
+    while discovery.poll_action().is_some() {}
+    while discovery.poll_event().is_some() {}
+    while discovery.poll_transmit().is_some() {}
+    assert!(discovery.members().count() <= 16, "table bound held");
+}
