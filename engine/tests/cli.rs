@@ -1,6 +1,7 @@
 //! The `pnet-mesh` command on loopback, with no privilege: keys byte-compatible with `wg`, bad
 //! configuration refused naming file, line and key, and two nodes carrying datagrams both ways
-//! through `--forward` and `--expose` with `show` reporting what happened.
+//! through `--forward` and `--expose` with `show` reporting what happened; three nodes with a
+//! `MeshPresharedKey` learning each other through one bootstrap peer.
 
 mod support;
 
@@ -260,4 +261,94 @@ fn cli_two_nodes_carry_datagrams_through_forward_and_expose_and_show_reports_the
         "control sockets removed"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_nodes_with_a_mesh_psk_learn_each_other_through_a_bootstrap_peer() {
+    let dir = temp_dir("mesh");
+    let keys: Vec<String> = (0..3)
+        .map(|_| stdout_of(&run(&["genkey"], "", None)))
+        .collect();
+    let pubs: Vec<String> = keys
+        .iter()
+        .map(|k| stdout_of(&run(&["pubkey"], k, None)))
+        .collect();
+    let mesh_psk = stdout_of(&run(&["genpsk"], "", None));
+    let echo = Echo::start();
+    // The hub knows both spokes' keys (no endpoints); each spoke knows only the hub.
+    let hub = CliNode::start(
+        &dir,
+        "hub",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.67.0.1/24\nMeshPresharedKey = {mesh_psk}\n\
+             [Peer]\nPublicKey = {}\nAllowedIPs = 10.67.0.2/32\n\
+             [Peer]\nPublicKey = {}\nAllowedIPs = 10.67.0.3/32\n",
+            keys[0], pubs[1], pubs[2]
+        ),
+        &[],
+    );
+    let hub_port = hub.show_json()["listening_port"].as_u64().unwrap();
+    let spoke = |i: usize, args: &[String]| {
+        CliNode::start(
+            &dir,
+            &format!("spoke{i}"),
+            &format!(
+                "[Interface]\nPrivateKey = {}\nAddress = 10.67.0.{}/24\nMeshPresharedKey = {mesh_psk}\n\
+                 [Peer]\nPublicKey = {}\nEndpoint = 127.0.0.1:{hub_port}\nAllowedIPs = 10.67.0.1/32\n",
+                keys[i],
+                i + 1,
+                pubs[0]
+            ),
+            args,
+        )
+    };
+    let b = spoke(2, &["--expose".into(), format!("7000={}", echo.addr)]);
+    // A forwards to B, which its configuration does not name: discovery supplies the route.
+    let a = spoke(
+        1,
+        &["--forward".into(), "127.0.0.1:0=10.67.0.3:7000".into()],
+    );
+    let via = forward_listen(&a.show_json(), 0);
+    let (reply, _) = ask(via, b"through a learned peer");
+    assert_eq!(reply, b"echo:through a learned peer");
+
+    let status = a.show_json();
+    let members = status["discovery"]["members"].as_array().unwrap();
+    assert_eq!(
+        members.len(),
+        2,
+        "the hub and the other spoke: {members:#?}"
+    );
+    let learned = members
+        .iter()
+        .find(|m| m["public_key"] == pubs[2].as_str())
+        .expect("spoke 2 is a member");
+    assert_eq!(
+        learned["vouched_by"],
+        pubs[0].as_str(),
+        "the hub vouched for it"
+    );
+    assert_eq!(learned["configured"], false);
+    let peer = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["public_key"] == pubs[2].as_str())
+        .expect("spoke 2 became a peer");
+    let b_port = b.show_json()["listening_port"].as_u64().unwrap();
+    assert_eq!(
+        peer["endpoint"]
+            .as_str()
+            .unwrap()
+            .parse::<SocketAddr>()
+            .unwrap()
+            .port(),
+        b_port as u16,
+        "direct to spoke 2, not through the hub"
+    );
+    assert_eq!(peer["preshared_key"], true);
+    assert!(a.show_text().contains("discovery: 2 members"));
+    for node in [a, b, hub] {
+        assert!(node.stop().success());
+    }
 }

@@ -102,8 +102,9 @@ impl fmt::Display for ExposeRule {
 }
 
 /// Checks the rules against the configuration before anything starts: a forward's destination must
-/// route to a peer and have a mesh address of its family to come from; exposed ports are distinct
-/// and need a mesh address to arrive at.
+/// route to a peer (unless discovery is on: a member learned later may hold it) and have a mesh
+/// address of its family to come from; exposed ports are distinct and need a mesh address to arrive
+/// at.
 pub fn check(
     config: &WgQuickConfig,
     forwards: &[ForwardRule],
@@ -118,10 +119,11 @@ pub fn check(
                 family(to)
             ));
         }
-        if !config
-            .peers
-            .iter()
-            .any(|p| p.config.allowed_ips().iter().any(|n| n.contains(to)))
+        if config.interface.mesh_preshared_key.is_none()
+            && !config
+                .peers
+                .iter()
+                .any(|p| p.config.allowed_ips().iter().any(|n| n.contains(to)))
         {
             return Err(format!(
                 "--forward {rule}: no peer's AllowedIPs contain {to}"
@@ -716,6 +718,16 @@ mod tests {
         assert_eq!(
             err,
             "--forward 127.0.0.1:1=10.0.0.3:53: no peer's AllowedIPs contain 10.0.0.3"
+        );
+        let meshed = WgQuickConfig::parse(
+            "t.conf",
+            "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\
+             Address = 10.0.0.1/24\nMeshPresharedKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n",
+        )
+        .unwrap();
+        assert!(
+            check(&meshed, &[fwd("127.0.0.1:1=10.0.0.3:53")], &[]).is_ok(),
+            "with discovery a member learned later may hold the destination"
         );
         let err = check(&config, &[fwd("127.0.0.1:1=[fd00::2]:53")], &[]).unwrap_err();
         assert!(err.contains("has no IPv6 address to send from"), "{err}");
