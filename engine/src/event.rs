@@ -81,8 +81,8 @@ pub enum Event {
     MemberLeft {
         /// The member's key.
         member: PublicKey,
-        /// Whether it expired rather than left.
-        expired: bool,
+        /// The member whose session carried the departure; `None` when the record expired.
+        vouched_by: Option<PublicKey>,
     },
     /// An authenticated packet arrived from a new address (roaming).
     EndpointChanged {

@@ -416,7 +416,7 @@ impl Discovery {
                     }
                     self.event(Event::MemberLeft {
                         member: key,
-                        expired: false,
+                        vouched_by: Some(from),
                     });
                     passed_on.push(record);
                 }
@@ -457,7 +457,7 @@ impl Discovery {
             }
             self.event(Event::MemberLeft {
                 member: key,
-                expired: true,
+                vouched_by: None,
             });
         }
         let due: Vec<PublicKey> = self

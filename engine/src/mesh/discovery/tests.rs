@@ -448,9 +448,10 @@ fn a_departed_or_expired_member_is_forgotten() {
     let gone = sim.nodes[3].key;
     for i in 0..3 {
         assert!(!sim.knows(i).contains(&3), "node {i} forgot it");
+        // It had sessions with everyone and told each itself.
         assert!(sim.nodes[i].events.contains(&Event::MemberLeft {
             member: gone,
-            expired: false
+            vouched_by: Some(gone)
         }));
     }
     assert!(
@@ -481,7 +482,7 @@ fn a_departed_or_expired_member_is_forgotten() {
         assert!(!sim.knows(i).contains(&2), "node {i}");
         assert!(sim.nodes[i].events.contains(&Event::MemberLeft {
             member: quiet,
-            expired: true
+            vouched_by: None
         }));
     }
     // The live pair kept refreshing each other meanwhile.
