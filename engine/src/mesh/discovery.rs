@@ -22,6 +22,7 @@ use pnet_mesh_crypto::{PresharedKey, PublicKey};
 
 use crate::config::{AllowedIp, ConfigError};
 use crate::event::Event;
+use crate::mesh::candidate::{CandidateSource, Candidates};
 use crate::mesh::membership::{Change, DiscoveryDrop, DiscoveryDrops, Member, MemberTable};
 use crate::mesh::wire::{
     MAX_LIFETIME_SECS, MAX_RECORDS, MESSAGE_HEADER_LEN, MemberRecord, MessageHeader, RecordKey,
@@ -381,10 +382,16 @@ impl Discovery {
                         self.hellos.remove(&key);
                     }
                     if admit {
-                        let endpoint = self
-                            .table
-                            .get(&key)
-                            .and_then(|m| m.observed.or(m.record.endpoints.first().copied()));
+                        let endpoint = self.table.get(&key).and_then(|m| {
+                            let mut c = Candidates::new();
+                            for e in &m.record.endpoints {
+                                c.offer(now, *e, CandidateSource::Advertised);
+                            }
+                            if let Some(o) = m.observed {
+                                c.offer(now, o, CandidateSource::Reflexive);
+                            }
+                            c.select().map(|c| c.addr)
+                        });
                         self.act(Action::Admit {
                             key,
                             allowed_ips: record.addresses.clone(),
