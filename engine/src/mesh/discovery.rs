@@ -490,8 +490,7 @@ impl Discovery {
         if now >= self.next_sync {
             self.next_sync = now + self.config.sync_interval;
             let neighbours = self.neighbours();
-            if !neighbours.is_empty() {
-                let n = neighbours[self.sync_cursor % neighbours.len()];
+            if let Some(&n) = neighbours.get(self.sync_cursor % neighbours.len().max(1)) {
                 self.sync_cursor = self.sync_cursor.wrapping_add(1);
                 let all: Vec<MemberRecord> = self.table.iter().map(|m| m.record.clone()).collect();
                 self.send(n, &all, false);

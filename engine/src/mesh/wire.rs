@@ -386,5 +386,7 @@ impl Reader<'_> {
     }
 }
 
+pub mod relay;
+
 #[cfg(test)]
 mod tests;

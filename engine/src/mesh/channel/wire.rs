@@ -116,24 +116,21 @@ impl Header {
     pub fn encode(&self, out: &mut [u8]) -> Option<()> {
         let out = out.get_mut(..HEADER_LEN)?;
         out.fill(0);
-        out[0] = VERSION;
-        out[1] = match self.kind {
+        let kind = match self.kind {
             Kind::Data => 1,
             Kind::Ack => 2,
             Kind::Reset => 3,
         };
-        out[2] = self.flags;
-        out[3] = self.ecn.bits();
-        out[4..8].copy_from_slice(&self.channel.to_be_bytes());
-        out[8..12].copy_from_slice(&self.seq.to_be_bytes());
-        out[12..16].copy_from_slice(&self.ack.to_be_bytes());
-        out[16..24].copy_from_slice(&self.sack.to_be_bytes());
-        out[24..28].copy_from_slice(&self.window.to_be_bytes());
-        out[28..32].copy_from_slice(&self.timestamp.to_be_bytes());
-        out[32..36].copy_from_slice(&self.delay.to_be_bytes());
-        out[40..44].copy_from_slice(&self.message_len.to_be_bytes());
-        out[44..48].copy_from_slice(&self.echo.to_be_bytes());
-        Some(())
+        put(out, 0, &[VERSION, kind, self.flags, self.ecn.bits()])?;
+        put(out, 4, &self.channel.to_be_bytes())?;
+        put(out, 8, &self.seq.to_be_bytes())?;
+        put(out, 12, &self.ack.to_be_bytes())?;
+        put(out, 16, &self.sack.to_be_bytes())?;
+        put(out, 24, &self.window.to_be_bytes())?;
+        put(out, 28, &self.timestamp.to_be_bytes())?;
+        put(out, 32, &self.delay.to_be_bytes())?;
+        put(out, 40, &self.message_len.to_be_bytes())?;
+        put(out, 44, &self.echo.to_be_bytes())
     }
 
     /// Reads and checks a header; returns it and the payload after it.
@@ -205,6 +202,12 @@ impl Header {
         }
         Ok((header, payload))
     }
+}
+
+/// Copies `bytes` into `out` at `at`; `None` if they do not fit.
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> Option<()> {
+    out.get_mut(at..at + bytes.len())?.copy_from_slice(bytes);
+    Some(())
 }
 
 #[cfg(test)]

@@ -183,3 +183,121 @@ fn message_headers_roundtrip_and_refuse_what_they_do_not_know() {
         Err(WireError::Oversized)
     );
 }
+
+mod relay_codecs {
+    use crate::mesh::candidate::CandidateSource;
+    use crate::mesh::wire::WireError;
+    use crate::mesh::wire::relay::*;
+    use pnet_mesh_crypto::PublicKey;
+
+    fn frame(payload: &[u8]) -> RelayFrame<'_> {
+        RelayFrame {
+            hop_limit: 4,
+            source: PublicKey::from_bytes([0xa; 32]),
+            destination: PublicKey::from_bytes([0xb; 32]),
+            payload,
+        }
+    }
+
+    #[test]
+    fn a_relay_frame_roundtrips_and_sits_where_the_table_says() {
+        let payload = [4u8, 0, 0, 0, 9, 9, 9, 9, 7, 7];
+        let mut out = [0u8; 128];
+        let n = frame(&payload).encode(&mut out).unwrap();
+        assert_eq!(n, FRAME_HEADER_LEN + payload.len());
+        assert_eq!(out[..4], [1, KIND_FRAME, 4, 0]);
+        assert_eq!(out[4..36], [0xa; 32]);
+        assert_eq!(out[36..68], [0xb; 32]);
+        assert_eq!(RelayFrame::decode(&out[..n]).unwrap(), frame(&payload));
+    }
+
+    #[test]
+    fn hostile_relay_frames_are_refused_by_reason() {
+        let mut out = [0u8; 128];
+        let n = frame(b"x").encode(&mut out).unwrap();
+        let good = &out[..n];
+        for cut in 0..n {
+            assert_eq!(
+                RelayFrame::decode(&good[..cut]).unwrap_err(),
+                WireError::Truncated,
+                "cut at {cut}"
+            );
+        }
+        let set = |i: usize, v: u8| {
+            let mut b = good.to_vec();
+            b[i] = v;
+            b
+        };
+        assert_eq!(
+            RelayFrame::decode(&set(0, 2)).unwrap_err(),
+            WireError::UnsupportedVersion
+        );
+        assert_eq!(
+            RelayFrame::decode(&set(1, KIND_CANDIDATES)).unwrap_err(),
+            WireError::Malformed
+        );
+        assert_eq!(
+            RelayFrame::decode(&set(3, 1)).unwrap_err(),
+            WireError::Malformed
+        );
+        let big = vec![0u8; FRAME_HEADER_LEN + MAX_RELAY_PAYLOAD + 1];
+        let mut long = good[..FRAME_HEADER_LEN].to_vec();
+        long.extend_from_slice(&big[..MAX_RELAY_PAYLOAD + 1]);
+        assert_eq!(RelayFrame::decode(&long).unwrap_err(), WireError::Oversized);
+        assert!(frame(&big).encode(&mut vec![0; 4096]).is_none());
+        assert!(frame(b"").encode(&mut out).is_none());
+    }
+
+    #[test]
+    fn a_candidate_message_roundtrips_and_refuses_what_it_does_not_know() {
+        let message = CandidateMessage {
+            member: PublicKey::from_bytes([0xc; 32]),
+            candidates: vec![
+                (
+                    CandidateSource::KnownRoute,
+                    "192.0.2.1:51820".parse().unwrap(),
+                ),
+                (
+                    CandidateSource::Reflexive,
+                    "[2001:db8::7]:40000".parse().unwrap(),
+                ),
+                (CandidateSource::Advertised, "10.0.0.1:1".parse().unwrap()),
+            ],
+        };
+        let mut out = [0u8; 256];
+        let n = message.encode(&mut out).unwrap();
+        assert_eq!(n, CANDIDATES_HEADER_LEN + 8 + 20 + 8);
+        assert_eq!(CandidateMessage::decode(&out[..n]).unwrap(), message);
+        for cut in 0..n {
+            assert!(
+                CandidateMessage::decode(&out[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut trailing = out[..n].to_vec();
+        trailing.push(0);
+        assert_eq!(
+            CandidateMessage::decode(&trailing).unwrap_err(),
+            WireError::Malformed
+        );
+        let mut bad_source = out[..n].to_vec();
+        bad_source[CANDIDATES_HEADER_LEN] = 9;
+        assert_eq!(
+            CandidateMessage::decode(&bad_source).unwrap_err(),
+            WireError::Malformed
+        );
+        let mut too_many = out[..n].to_vec();
+        too_many[2] = MAX_CANDIDATES as u8 + 1;
+        assert_eq!(
+            CandidateMessage::decode(&too_many).unwrap_err(),
+            WireError::Oversized
+        );
+        let nine = CandidateMessage {
+            candidates: vec![message.candidates[0]; MAX_CANDIDATES + 1],
+            ..message
+        };
+        assert!(nine.encode(&mut [0u8; 512]).is_none());
+        assert_eq!(relay_kind(&[1, KIND_CANDIDATES]), Ok(KIND_CANDIDATES));
+        assert_eq!(relay_kind(&[1]), Err(WireError::Truncated));
+    }
+}
