@@ -85,18 +85,12 @@ fn run_in_memory(m: &MacroArgs) -> ExitCode {
 }
 
 fn run_udp_loopback(m: &MacroArgs) -> ExitCode {
-    let backends = match m.backend.as_deref().unwrap_or("auto") {
-        "io-uring" => vec![Backend::IoUring],
-        "mmsg" => vec![Backend::Mmsg],
-        "both" => vec![Backend::IoUring, Backend::Mmsg],
-        _ => vec![Backend::Auto],
-    };
     let opts = UdpLoopbackOptions {
         payload: m.payload,
         warmup: m.warmup,
         duration: m.duration,
         shards: m.shards.map_or(1, |n| n as usize),
-        backends,
+        backends: backends(m),
     };
     finish(
         m,
@@ -105,14 +99,9 @@ fn run_udp_loopback(m: &MacroArgs) -> ExitCode {
 }
 
 fn run_channel_proxy(m: &MacroArgs) -> ExitCode {
-    let backend = match m.backend.as_deref().unwrap_or("auto") {
-        "io-uring" => Backend::IoUring,
-        "mmsg" => Backend::Mmsg,
-        "both" => {
-            eprintln!("bench: --backend both: channel-proxy measures one backend per run");
-            return ExitCode::from(2);
-        }
-        _ => Backend::Auto,
+    let [backend] = backends(m)[..] else {
+        eprintln!("bench: --backend both: channel-proxy measures one backend per run");
+        return ExitCode::from(2);
     };
     let opts = ChannelProxyOptions {
         message: m.payload,
@@ -125,6 +114,16 @@ fn run_channel_proxy(m: &MacroArgs) -> ExitCode {
         m,
         channel_proxy::run(&opts, &mut |line| eprintln!("bench: {line}")),
     )
+}
+
+/// The backends `--backend` asks for, in the order to measure them.
+fn backends(m: &MacroArgs) -> Vec<Backend> {
+    match m.backend.as_deref().unwrap_or("auto") {
+        "io-uring" => vec![Backend::IoUring],
+        "mmsg" => vec![Backend::Mmsg],
+        "both" => vec![Backend::IoUring, Backend::Mmsg],
+        _ => vec![Backend::Auto],
+    }
 }
 
 /// Emits a scenario's report, or says why it failed: exit 2 for a bad `--payload`, 1 otherwise.

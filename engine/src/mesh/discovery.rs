@@ -436,7 +436,7 @@ impl Discovery {
         }
         // Only a member gets the table: a peer that showed no valid record of its own learns nothing.
         if header.sync && self.table.is_member(&from) {
-            let all: Vec<MemberRecord> = self.table.iter().map(|m| m.record.clone()).collect();
+            let all = self.table_records();
             self.send(from, &all, false);
         }
         if !passed_on.is_empty() {
@@ -492,7 +492,7 @@ impl Discovery {
             let neighbours = self.neighbours();
             if let Some(&n) = neighbours.get(self.sync_cursor % neighbours.len().max(1)) {
                 self.sync_cursor = self.sync_cursor.wrapping_add(1);
-                let all: Vec<MemberRecord> = self.table.iter().map(|m| m.record.clone()).collect();
+                let all = self.table_records();
                 self.send(n, &all, false);
             }
         }
@@ -544,6 +544,11 @@ impl Discovery {
             .collect();
         n.sort_unstable();
         n
+    }
+
+    /// Every member's record, for a sync.
+    fn table_records(&self) -> Vec<MemberRecord> {
+        self.table.iter().map(|m| m.record.clone()).collect()
     }
 
     fn reissue(&mut self, wall_us: u64) {

@@ -26,26 +26,11 @@ use pnet_mesh_crypto::PublicKey;
 use crate::config::AllowedIp;
 use crate::mesh::wire::{MemberRecord, ReceivedRecord};
 
-macro_rules! discovery_drops {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
-        /// Why a discovery message or record was refused.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum DiscoveryDrop { $( $(#[$doc])* $name, )* }
-
-        impl DiscoveryDrop {
-            /// Every reason, in counter order.
-            pub const ALL: &'static [DiscoveryDrop] = &[ $( DiscoveryDrop::$name, )* ];
-
-            /// The reason's name, for logs and JSON.
-            pub fn name(self) -> &'static str {
-                match self { $( DiscoveryDrop::$name => stringify!($name), )* }
-            }
-        }
-    };
-}
-
-discovery_drops! {
+drop_counters! {
+    /// Why a discovery message or record was refused.
+    enum DiscoveryDrop;
+    /// Discovery drops by reason.
+    struct DiscoveryDrops;
     /// Shorter than its fields say.
     Truncated,
     /// A message version this node does not speak.
@@ -66,37 +51,6 @@ discovery_drops! {
     RateLimited,
     /// The node refused to add the member as a peer.
     Refused,
-}
-
-/// Discovery drops by reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiscoveryDrops([u64; 10]);
-
-impl DiscoveryDrops {
-    /// Counts one drop.
-    pub fn count(&mut self, reason: DiscoveryDrop) {
-        if let Some(c) = self.0.get_mut(reason as usize) {
-            *c += 1;
-        }
-    }
-
-    /// Drops of one reason.
-    pub fn get(&self, reason: DiscoveryDrop) -> u64 {
-        self.0.get(reason as usize).copied().unwrap_or(0)
-    }
-
-    /// Every drop.
-    pub fn total(&self) -> u64 {
-        self.0.iter().sum()
-    }
-
-    /// `(reason, count)` for every reason with a non-zero count.
-    pub fn iter(&self) -> impl Iterator<Item = (DiscoveryDrop, u64)> + '_ {
-        DiscoveryDrop::ALL
-            .iter()
-            .map(|r| (*r, self.get(*r)))
-            .filter(|(_, n)| *n > 0)
-    }
 }
 
 /// One member as this node knows it.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pnet_mesh_crypto::{PresharedKey, PublicKey};
 
 use crate::PeerId;
-use crate::config::PeerConfig;
+use crate::config::{AllowedIp, PeerConfig};
 use crate::event::Event;
 use crate::mesh::discovery::{Action, Discovery};
 use crate::node::NodeError;
@@ -224,6 +224,14 @@ impl Driver<'_> {
         }
     }
 
+    /// A discovered member as a peer: keyed with the mesh PSK, holding what it claims.
+    fn member_config(&self, key: PublicKey, allowed_ips: Vec<AllowedIp>) -> PeerConfig {
+        allowed_ips.into_iter().fold(
+            PeerConfig::new(key).preshared_key(self.hub.mesh_psk.clone()),
+            PeerConfig::allowed_ip,
+        )
+    }
+
     fn apply(&mut self, action: Action) {
         match action {
             Action::Admit {
@@ -231,10 +239,7 @@ impl Driver<'_> {
                 allowed_ips,
                 endpoint,
             } => {
-                let mut config = PeerConfig::new(key).preshared_key(self.hub.mesh_psk.clone());
-                for a in allowed_ips {
-                    config = config.allowed_ip(a);
-                }
+                let mut config = self.member_config(key, allowed_ips);
                 if let Some(e) = endpoint {
                     config = config.endpoint(e);
                 }
@@ -261,10 +266,7 @@ impl Driver<'_> {
                 let Some(id) = self.ids.get(&key).copied() else {
                     return;
                 };
-                let mut config = PeerConfig::new(key).preshared_key(self.hub.mesh_psk.clone());
-                for a in allowed_ips {
-                    config = config.allowed_ip(a);
-                }
+                let config = self.member_config(key, allowed_ips);
                 let _ = self
                     .tx
                     .ask(|reply| ControlRequest::UpdatePeer(id, Box::new(config), reply));

@@ -193,26 +193,11 @@ pub enum Violation {
     MessageTooLarge,
 }
 
-macro_rules! channel_drops {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
-        /// Why a channel packet was dropped; each is counted, none changes any state.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum ChannelDrop { $( $(#[$doc])* $name, )* }
-
-        impl ChannelDrop {
-            /// Every reason, in counter order.
-            pub const ALL: &'static [ChannelDrop] = &[ $( ChannelDrop::$name, )* ];
-
-            /// A stable snake_case name.
-            pub fn name(self) -> &'static str {
-                match self { $( ChannelDrop::$name => stringify!($name), )* }
-            }
-        }
-    };
-}
-
-channel_drops! {
+drop_counters! {
+    /// Why a channel packet was dropped; each is counted, none changes any state.
+    enum ChannelDrop;
+    /// Drop counters, one per [`ChannelDrop`].
+    struct ChannelDrops;
     /// Shorter than the header.
     Truncated,
     /// A header version other than 1.
@@ -235,43 +220,6 @@ channel_drops! {
     TooManyChannels,
     /// An `OPEN` the reassembly budget cannot pay for.
     NoMemory,
-}
-
-/// Drop counters, one per [`ChannelDrop`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ChannelDrops([u64; 11]);
-
-impl ChannelDrops {
-    pub(crate) fn count(&mut self, reason: ChannelDrop) {
-        if let Some(c) = self.0.get_mut(reason as usize) {
-            *c += 1;
-        }
-    }
-
-    /// Drops counted for `reason`.
-    pub fn get(&self, reason: ChannelDrop) -> u64 {
-        self.0.get(reason as usize).copied().unwrap_or(0)
-    }
-
-    /// All drops.
-    pub fn total(&self) -> u64 {
-        self.0.iter().sum()
-    }
-
-    /// Adds `other`'s counts to these.
-    pub fn merge(&mut self, other: &ChannelDrops) {
-        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
-            *mine += theirs;
-        }
-    }
-
-    /// `(reason, count)` for every reason with a non-zero count.
-    pub fn iter(&self) -> impl Iterator<Item = (ChannelDrop, u64)> + '_ {
-        ChannelDrop::ALL
-            .iter()
-            .map(|r| (*r, self.get(*r)))
-            .filter(|(_, n)| *n > 0)
-    }
 }
 
 impl From<HeaderError> for ChannelDrop {
