@@ -90,6 +90,7 @@ pub(crate) fn check_peer<'a>(
         ));
     }
     if let Some(ep) = peer.endpoint
+        && !crate::proto::path::is_relayed(&ep)
         && (ep.port() == 0 || ep.ip().is_unspecified())
     {
         return Err(ConfigError::invalid(
@@ -112,6 +113,46 @@ pub(crate) fn check_peer<'a>(
                 net,
                 "is listed twice",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `peer`'s relay (`via`) is another of `others`, reached directly.
+pub(crate) fn check_via<'a>(
+    index: usize,
+    peer: &PeerConfig,
+    mut others: impl Iterator<Item = (usize, &'a PeerConfig)>,
+) -> Result<(), ConfigError> {
+    let key = &peer.public_key;
+    if let Some(relay) = &peer.via {
+        if relay == key {
+            return Err(ConfigError::invalid(
+                format!("peers[{index}].via"),
+                relay,
+                "is the peer itself; name another peer that reaches it",
+            ));
+        }
+        match others.find(|(_, p)| p.public_key == *relay) {
+            None => {
+                return Err(ConfigError::invalid(
+                    format!("peers[{index}].via"),
+                    relay,
+                    "is not a peer of this node; add the relay as a peer first",
+                ));
+            }
+            Some((j, p))
+                if p.via.is_some()
+                    || p.endpoint
+                        .is_some_and(|e| crate::proto::path::is_relayed(&e)) =>
+            {
+                return Err(ConfigError::invalid(
+                    format!("peers[{index}].via"),
+                    relay,
+                    format!("names peers[{j}], which is itself reached through a relay"),
+                ));
+            }
+            Some(_) => {}
         }
     }
     Ok(())
@@ -216,6 +257,8 @@ pub struct PeerConfig {
     pub(crate) persistent_keepalive: Option<u16>,
     /// A host name with a port, resolved when a [`Node`](crate::Node) starts.
     pub(crate) endpoint_name: Option<String>,
+    /// The member whose session carries this peer's traffic, instead of an endpoint of its own.
+    pub(crate) via: Option<PublicKey>,
 }
 
 impl PeerConfig {
@@ -228,7 +271,18 @@ impl PeerConfig {
             allowed_ips: Vec::new(),
             persistent_keepalive: None,
             endpoint_name: None,
+            via: None,
         }
+    }
+
+    /// Reaches the peer through the peer `relay` instead of at an endpoint of its own (wg-quick
+    /// `Via`, a PNet Mesh key): every datagram for it travels as the payload of a relay frame inside
+    /// the session with `relay`, which forwards it without being able to open it. `relay` must be
+    /// another peer of this node, reached directly; the path stays pinned (the mesh prober never
+    /// promotes it). Replaces any endpoint.
+    pub fn via(mut self, relay: PublicKey) -> Self {
+        self.via = Some(relay);
+        self
     }
 
     /// Where to reach the peer, as `host:port` (a name or an address); a [`Node`](crate::Node) resolves
@@ -428,6 +482,8 @@ impl EndpointConfigBuilder {
         for (i, peer) in self.peers.iter().enumerate() {
             let earlier = self.peers[..i].iter().enumerate();
             check_peer(i, peer, &own, earlier)?;
+            let others = self.peers.iter().enumerate().filter(|(j, _)| *j != i);
+            check_via(i, peer, others)?;
         }
         if self.peers.len() > u32::MAX as usize / 4 {
             return Err(ConfigError::invalid(

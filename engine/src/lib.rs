@@ -92,7 +92,7 @@ pub use proto::{Datagram, DropCounters, DropReason, Endpoint, PacketBuf, SendErr
 pub use stats::PeerStats;
 
 #[cfg(feature = "runtime")]
-pub use node::{Node, NodeBuilder, NodeError, NodeEvent, NodeStats};
+pub use node::{Node, NodeBuilder, NodeError, NodeEvent, NodeStats, RelayStats};
 #[cfg(feature = "runtime")]
 pub use pnet_mesh_shard::{Backend, BackendKind};
 

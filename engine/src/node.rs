@@ -9,6 +9,7 @@ mod builder;
 mod channels;
 mod discovery;
 mod error;
+mod relay;
 pub(crate) mod transmit;
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,7 @@ use pnet_mesh_shard::{BackendKind, Runtime, RuntimeReport, ShardStatsSnapshot};
 
 pub use builder::NodeBuilder;
 pub use error::NodeError;
+pub use relay::RelayStats;
 use transmit::Transmitter;
 
 use crate::PeerId;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pnet_mesh_crypto::rng::OsRng;
-use pnet_mesh_crypto::{PresharedKey, PrivateKey};
+use pnet_mesh_crypto::{PresharedKey, PrivateKey, PublicKey};
 use pnet_mesh_shard::{Backend, Runtime, RuntimeConfig};
 
 use super::{Node, NodeError};
@@ -13,11 +13,12 @@ use crate::PeerId;
 use crate::config::{ConfigError, EndpointConfig, PeerConfig};
 use crate::mesh::channel::ChannelConfig;
 use crate::mesh::discovery::{Discovery, DiscoveryConfig};
+use crate::mesh::relay::{RELAY_OVERHEAD, RelayConfig, RelayTable};
 use crate::proto::ControlPlane;
 use crate::proto::constants::{DEFAULT_EVENT_CAPACITY, DEFAULT_MTU, ProtocolTimes};
 use crate::runtime::channels::ChannelHub;
 use crate::runtime::discovery::{DiscoveryHub, wall_us};
-use crate::runtime::{self, STEERING, Shared};
+use crate::runtime::{self, RelaySetup, STEERING, Shared};
 
 /// The UDP port our [`Node::send_to`] sends from and [`Node::recv_from`] receives on, unless set.
 pub const DEFAULT_DATAGRAM_PORT: u16 = 51_800;
@@ -48,6 +49,8 @@ pub struct NodeBuilder {
     channel_port: u16,
     channels: ChannelConfig,
     discovery: Option<DiscoveryConfig>,
+    relay: RelayConfig,
+    relay_routes: Vec<(PublicKey, PublicKey)>,
     gso_gro: bool,
 }
 
@@ -71,6 +74,8 @@ impl NodeBuilder {
             channel_port: DEFAULT_CHANNEL_PORT,
             channels: ChannelConfig::default(),
             discovery: None,
+            relay: RelayConfig::default(),
+            relay_routes: Vec::new(),
             gso_gro: true,
         }
     }
@@ -182,6 +187,22 @@ impl NodeBuilder {
         self
     }
 
+    /// Relaying: the relay port, the hop limit of frames this node starts, and how many frames a
+    /// second one peer may push through it. A node forwards frames only between members it knows
+    /// (its peers); see [`crate::mesh::relay`].
+    pub fn relay(mut self, config: RelayConfig) -> Self {
+        self.relay = config;
+        self
+    }
+
+    /// A static route: frames for `member` go to the peer `via` (a neighbour), ahead of any route
+    /// discovery learns. With routes from several nodes a configuration can contain a loop; the hop
+    /// limit of every frame bounds it.
+    pub fn relay_route(mut self, member: PublicKey, via: PublicKey) -> Self {
+        self.relay_routes.push((member, via));
+        self
+    }
+
     /// Whether to use UDP GSO/GRO where the kernel has them (default true).
     pub fn gso_gro(mut self, on: bool) -> Self {
         self.gso_gro = on;
@@ -218,6 +239,18 @@ impl NodeBuilder {
                 )
                 .into());
             }
+        }
+        self.relay.validate()?;
+        let ports = [self.datagram_port, self.channel_port]
+            .into_iter()
+            .chain(self.discovery.as_ref().map(|d| d.port));
+        if ports.clone().any(|p| p == self.relay.port) {
+            return Err(ConfigError::invalid(
+                "relay.port",
+                self.relay.port,
+                "must differ from datagram_port, channel_port and discovery.port",
+            )
+            .into());
         }
         let channels = ChannelConfig {
             max_fragment: ChannelConfig::fragment_for_mtu(self.mtu),
@@ -295,6 +328,16 @@ impl NodeBuilder {
             (DiscoveryHub::new(discovery, mesh_psk), ids)
         });
         let control = ControlPlane::new(config, Box::new(OsRng), now);
+        let mut relay = RelayTable::new(
+            public_key,
+            self.mesh_addresses.clone(),
+            self.relay.port,
+            self.relay.hop_limit,
+        );
+        for (id, key, allowed_ips) in control.peer_keys() {
+            relay.set_peer(id, key, allowed_ips);
+        }
+        relay.set_routes(self.relay_routes.iter().copied());
         let shared = Arc::new(
             Shared::new(
                 data_shards,
@@ -303,6 +346,11 @@ impl NodeBuilder {
                 control.routes().clone(),
                 self.channel_port,
                 discovery.as_ref().map(|(hub, _)| hub.port()),
+                RelaySetup {
+                    table: relay,
+                    config: self.relay,
+                    static_routes: self.relay_routes,
+                },
             )
             .map_err(|source| NodeError::Io {
                 what: "create the readiness eventfd",
@@ -315,7 +363,7 @@ impl NodeBuilder {
             .backend(self.backend)
             .steering(STEERING)
             .attach_steering_program(self.steering_program)
-            .max_datagram((mtu + 64).max(1500))
+            .max_datagram((mtu + 64 + RELAY_OVERHEAD).max(1500))
             .gso(self.gso_gro)
             .gro(self.gso_gro)
             .pin_threads(self.pin_threads);

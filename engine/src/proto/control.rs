@@ -20,6 +20,7 @@ use super::handoff::{AfterInstall, DataCommand, DataNotice, KeypairUpdate, PeerH
 use super::handshake::{self, HandshakeError, Identity, PeerKeys};
 use super::index_table::IndexTable;
 use super::keypair::Keypair;
+use super::path;
 use super::peer::Peer;
 use super::published;
 use super::rate_limit::RateLimiter;
@@ -29,7 +30,7 @@ use super::wire::{
 };
 use super::{Datagram, DropCounters, DropReason, SendError, Transmit, wire_drop};
 use crate::PeerId;
-use crate::config::{ConfigError, EndpointConfig, PeerConfig};
+use crate::config::{AllowedIp, ConfigError, EndpointConfig, PeerConfig};
 use crate::event::{Event, Role};
 use crate::stats::PeerStats;
 
@@ -96,6 +97,13 @@ impl ControlPlane {
             );
             peers.push(Some(Peer::new(keys, pc, config.times, epoch)));
             by_key.insert(pc.public_key, PeerId(i as u32));
+        }
+        // Endpoints name their own peer; a relayed peer's names its relay (validated to exist).
+        for (i, pc) in config.peers.iter().enumerate() {
+            let id = PeerId(i as u32);
+            if let Some(Some(p)) = peers.get_mut(i) {
+                p.endpoint = endpoint_of(id, pc, &by_key);
+            }
         }
         let mut control = ControlPlane {
             limiter: RateLimiter::new(config.rate_limit_entries),
@@ -216,7 +224,15 @@ impl ControlPlane {
         })
     }
 
-    /// The peers configured now.
+    /// Every peer's id, public key and allowed IPs.
+    pub fn peer_keys(&self) -> impl Iterator<Item = (PeerId, PublicKey, &[AllowedIp])> + '_ {
+        self.peers.iter().enumerate().filter_map(|(i, p)| {
+            p.as_ref()
+                .map(|p| (PeerId(i as u32), p.keys.public, p.allowed_ips.as_slice()))
+        })
+    }
+
+    /// Every peer's id.
     pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers
             .iter()
@@ -355,6 +371,13 @@ impl ControlPlane {
             .flatten()
             .filter_map(|p| p.timers.next_deadline(&p.published.activity()))
             .min()
+    }
+
+    /// Whether output waits to be polled (a handshake to send, a command for a data path) although no
+    /// input arrived: a driver must then poll at once rather than sleep. Peers with a persistent
+    /// keepalive are queued so at construction.
+    pub fn has_output(&self) -> bool {
+        !self.work.is_empty() || !self.commands.is_empty() || !self.events.is_empty()
     }
 
     /// The longest a driver may sleep without missing a deadline derived from activity published on
@@ -560,6 +583,7 @@ impl ControlPlane {
     /// The endpoint follows the source of the latest authenticated packet (roaming, whitepaper §2.1).
     /// `tell_data_path` is false when the data path itself saw it.
     fn roam(&mut self, id: PeerId, from: SocketAddr, tell_data_path: bool) {
+        let from = path::bind(from, id);
         let Some(peer) = self.peer_mut(id) else {
             return;
         };
@@ -628,3 +652,16 @@ fn handshake_drop(e: HandshakeError) -> DropReason {
 
 mod peers;
 mod receive;
+
+/// Where `config` says peer `id` is reached: through its relay's session (a relay path), at its
+/// endpoint, or not yet.
+pub(crate) fn endpoint_of(
+    id: PeerId,
+    config: &PeerConfig,
+    by_key: &HashMap<PublicKey, PeerId>,
+) -> Option<SocketAddr> {
+    match &config.via {
+        Some(relay) => by_key.get(relay).map(|r| path::bind(path::via(*r), id)),
+        None => config.endpoint.map(|e| path::bind(e, id)),
+    }
+}

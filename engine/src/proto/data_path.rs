@@ -14,6 +14,7 @@ use super::allowed_ips::AllowedIps;
 use super::constants::{ProtocolTimes, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES};
 use super::handoff::{AfterInstall, DataCommand, DataNotice, KeypairUpdate, PeerHandle};
 use super::keypair::{Keypair, Keypairs, Retired, Slot};
+use super::path;
 use super::published::{self, Published};
 use super::wire::{RESPONSE_LEN, TRANSPORT_HEADER_LEN, TransportHeader};
 use super::{Datagram, DropCounters, DropReason, PacketBuf, SendError, Transmit, ip, wire_drop};
@@ -109,6 +110,11 @@ impl DataPath {
             drops: DropCounters::default(),
             retired_overflow: 0,
         }
+    }
+
+    /// The largest inner packet of the node.
+    pub fn mtu(&self) -> usize {
+        self.mtu
     }
 
     /// The data shard this path serves.
@@ -316,11 +322,13 @@ impl DataPath {
             peer.asked_last_minute = false;
             peer.pending.confirmed = true;
         }
-        let roamed = peer.endpoint != Some(from);
-        if roamed {
-            // The endpoint follows the source of the latest authenticated packet (whitepaper §2.1).
-            peer.endpoint = Some(from);
-            peer.pending.roamed = Some(from);
+        // The endpoint follows the source of the latest authenticated packet (whitepaper §2.1), but a
+        // packet that came through a relay never moves a direct endpoint (see `path`).
+        let roam_to = path::roam_target(peer.endpoint, from, peer_id);
+        let roamed = roam_to.is_some();
+        if let Some(to) = roam_to {
+            peer.endpoint = Some(to);
+            peer.pending.roamed = Some(to);
         }
         let last_minute = current_is_old_initiator && !peer.asked_last_minute;
         if last_minute {
@@ -382,8 +390,23 @@ impl DataPath {
         peer_id: PeerId,
         pkt: &mut PacketBuf<'_>,
     ) -> Result<Option<Transmit>, SendError> {
+        self.send_packet_up_to(now, peer_id, pkt, self.mtu)
+    }
+
+    /// [`send_packet`](Self::send_packet) for a packet of up to `max_len` bytes instead of the MTU: a
+    /// relay frame, which wraps a full-MTU datagram of another session.
+    ///
+    /// # Errors
+    /// As `send_packet`, with `max_len` as the limit.
+    pub fn send_packet_up_to(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        pkt: &mut PacketBuf<'_>,
+        max_len: usize,
+    ) -> Result<Option<Transmit>, SendError> {
         let rekey_after = self.times.rekey_after_time;
-        let mtu = self.mtu;
+        let mtu = max_len;
         let (buf, start, end) = pkt.parts();
         let len = end - start;
         if len > mtu {
@@ -460,7 +483,8 @@ impl DataPath {
                     {
                         Some(dst) => {
                             dst.copy_from_slice(&staged);
-                            kp.seal(out, len, mtu).ok()
+                            // A staged relay frame was checked against its own, larger limit.
+                            kp.seal(out, len, mtu.max(len)).ok()
                         }
                         None => None,
                     };

@@ -25,6 +25,7 @@ mod handshake;
 mod index_table;
 pub mod ip;
 mod keypair;
+pub mod path;
 mod peer;
 pub(crate) mod published;
 mod rate_limit;

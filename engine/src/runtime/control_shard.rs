@@ -9,6 +9,7 @@ use std::time::Instant;
 use pnet_mesh_shard::{HEADROOM, RecvBatch, SendBatch, ShardContext, ShardId};
 
 use super::{Command, ControlRequest, Shared};
+use crate::proto::path::RelayPath;
 use crate::proto::under_load::{LoadMonitor, UNDER_LOAD_HANDSHAKES_PER_SECOND};
 use crate::proto::wire::{self, MessageType, TransportHeader};
 use crate::proto::{ControlPlane, DataCommand, Datagram, shard_of_index};
@@ -69,7 +70,11 @@ impl ControlShard {
                     self.control.handle_handshake(now, meta.from, segment)
                     && let Some(reply) = segment.get(..len)
                 {
-                    let _ = tx.push(to, reply);
+                    if let Some(path) = RelayPath::from_addr(&to) {
+                        self.relay(ctx, path, reply);
+                    } else {
+                        let _ = tx.push(to, reply);
+                    }
                 }
             }
         }
@@ -91,7 +96,9 @@ impl ControlShard {
             Command::Control(request) => self.on_request(now, request),
             // Only data shards seal or take keypairs.
             Command::Data(_) => {}
-            Command::Send { buf, .. } => self.shared.release(buf),
+            Command::Send { buf, .. }
+            | Command::SendFrame { buf, .. }
+            | Command::Relay { buf, .. } => self.shared.release(buf),
         }
         self.drain(ctx, now, tx);
     }
@@ -129,9 +136,15 @@ impl ControlShard {
         if let Ok(mut routes) = self.shared.routes.write() {
             *routes = self.control.routes().clone();
         }
+        self.shared.rebuild_relay(self.control.peer_keys());
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        if self.control.has_output() {
+            // Queued with no input to drain it (the initiations of persistent-keepalive peers at
+            // start): now.
+            return Some(Instant::now());
+        }
         // Activity the data shards publish can bring a derived deadline forward from "none": never
         // sleep longer than the control plane allows.
         let cap = Instant::now() + self.control.max_sleep();
@@ -150,16 +163,28 @@ impl ControlShard {
 
     /// Sends what the control plane produced: initiations, commands to the data shards, events.
     fn drain(&mut self, ctx: &mut ShardContext<'_, Command>, now: Instant, tx: &mut SendBatch) {
+        let pool = ctx.buffer_pool();
         while tx.remaining() > 0 {
-            let mut sent = None;
-            let pushed = tx.push_with(|buf| {
-                let out = buf.get_mut(HEADROOM..)?;
-                let t = self.control.poll_transmit(now, out)?;
-                sent = Some(());
-                Some((t.to, HEADROOM..HEADROOM + t.len))
-            });
-            if pushed.is_err() || sent.is_none() {
+            let Some(mut buf) = pool.take(ShardId::CONTROL) else {
                 break;
+            };
+            let Some(t) = buf
+                .as_mut_slice()
+                .get_mut(HEADROOM..)
+                .and_then(|out| self.control.poll_transmit(now, out))
+            else {
+                pool.release(buf);
+                break;
+            };
+            let range = HEADROOM..HEADROOM + t.len;
+            match RelayPath::from_addr(&t.to) {
+                Some(path) => self.relay_buf(ctx, path, buf, range),
+                None => {
+                    if let Err((_, buf)) = tx.push_buf(buf, range, t.to) {
+                        pool.release(buf);
+                        break;
+                    }
+                }
             }
         }
         while let Some((shard, command)) = self.backlog.pop_front() {
@@ -185,6 +210,36 @@ impl ControlShard {
             self.shared.push_event(event);
         }
         self.shared.publish_drops(0, self.control.drop_counters());
+    }
+
+    /// Hands `message` (a cookie reply) for a peer reached along `path` to the data shard that owns
+    /// the relay's session, which frames it.
+    fn relay(&self, ctx: &ShardContext<'_, Command>, path: RelayPath, message: &[u8]) {
+        let pool = ctx.buffer_pool();
+        let Some(mut buf) = pool.take(ShardId::CONTROL) else {
+            return;
+        };
+        let range = HEADROOM..HEADROOM + message.len();
+        match buf.as_mut_slice().get_mut(range.clone()) {
+            Some(dst) => dst.copy_from_slice(message),
+            None => return pool.release(buf),
+        }
+        self.relay_buf(ctx, path, buf, range);
+    }
+
+    fn relay_buf(
+        &self,
+        ctx: &ShardContext<'_, Command>,
+        path: RelayPath,
+        buf: pnet_mesh_shard::Buf,
+        range: std::ops::Range<usize>,
+    ) {
+        let owner = ShardId::data(usize::from(self.control.peer_shard(path.relay)));
+        if let Err(Command::Relay { buf, .. }) =
+            ctx.send_command(owner, Command::Relay { buf, range, path })
+        {
+            self.shared.release(buf);
+        }
     }
 
     fn hold(&mut self, shard: u8, command: DataCommand) {

@@ -1,25 +1,89 @@
 //! A data shard: transport messages opened in place and handed to the application, application
 //! packets sealed in place and sent, keypairs installed on command, notices to the control shard.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use pnet_mesh_shard::{Buf, HEADROOM, RecvBatch, SendBatch, ShardContext, ShardId};
 
 use super::{Command, Delivery, Shared};
 use crate::PeerId;
+use crate::mesh::relay::{
+    self, FrameAction, RELAY_OVERHEAD, RelayBucket, RelayDrop, RelayDrops, RelayTable,
+};
+use crate::mesh::wire::relay::RelayFrame;
+use crate::proto::path::RelayPath;
 use crate::proto::wire::{self, MessageType, TRANSPORT_HEADER_LEN, TransportHeader};
 use crate::proto::{DataPath, Datagram, PacketBuf, shard_of_index};
 use crate::proto::{ip, published};
 
+/// What a sealed datagram is, for where it may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sealed {
+    /// An application packet, keepalive or handshake message: relayed if its peer is.
+    Datagram,
+    /// A relay frame: never framed again.
+    Frame,
+}
+
+enum RelayPort<'p> {
+    Frame(RelayFrame<'p>),
+    Refused,
+    Other,
+}
+
 pub(crate) struct DataShard {
     path: DataPath,
     shared: Arc<Shared>,
+    relay: Arc<RelayTable>,
+    relay_version: u64,
+    relay_drops: RelayDrops,
+    relay_drops_dirty: bool,
+    /// Per sending peer: what it may push through this node.
+    buckets: HashMap<PeerId, RelayBucket>,
+    data_shards: usize,
 }
 
 impl DataShard {
     pub(crate) fn new(path: DataPath, shared: Arc<Shared>) -> Self {
-        DataShard { path, shared }
+        let relay = shared.relay_table();
+        DataShard {
+            path,
+            shared,
+            relay,
+            relay_version: 0,
+            relay_drops: RelayDrops::default(),
+            relay_drops_dirty: false,
+            buckets: HashMap::new(),
+            data_shards: 1,
+        }
+    }
+
+    /// Reads the relay table again if the control side replaced it.
+    fn refresh_relay(&mut self) {
+        let version = self.shared.relay_version.load(Ordering::Acquire);
+        if version != self.relay_version {
+            self.relay_version = version;
+            self.relay = self.shared.relay_table();
+        }
+    }
+
+    fn relay_dropped(&mut self, reason: RelayDrop) {
+        self.relay_drops.count(reason);
+        self.relay_drops_dirty = true;
+    }
+
+    fn relay_counter(
+        &self,
+        pick: impl Fn(&super::RelayShardCounters) -> &std::sync::atomic::AtomicU64,
+    ) {
+        if let Some(c) = self.shared.relay_counters.get(self.index()) {
+            published::add(pick(c), 1);
+        }
     }
 
     fn index(&self) -> usize {
@@ -34,9 +98,12 @@ impl DataShard {
         tx: &mut SendBatch,
     ) {
         self.shared.pool.get_or_init(|| ctx.buffer_pool());
+        self.data_shards = ctx.data_shards().max(1);
+        self.refresh_relay();
         let me = self.path.shard();
         let data_shards = ctx.data_shards() as u8;
-        let counters = self.shared.data_counters.get(self.index());
+        let shared = self.shared.clone();
+        let counters = shared.data_counters.get(self.index());
         let mut delivered_any = false;
         for i in 0..rx.len() {
             let Some(meta) = rx.meta(i).copied() else {
@@ -73,6 +140,14 @@ impl DataShard {
                     Datagram::Deliver { peer, packet } => {
                         if let Some(c) = counters {
                             published::add(&c.opened, 1);
+                        }
+                        match self.frame_in(packet) {
+                            RelayPort::Frame(frame) => {
+                                self.on_frame(ctx, now, peer, frame, meta.local, tx);
+                                continue;
+                            }
+                            RelayPort::Refused => continue,
+                            RelayPort::Other => {}
                         }
                         let at = range.start + k * stride + TRANSPORT_HEADER_LEN;
                         let packet_range = at..at + packet.len();
@@ -174,19 +249,42 @@ impl DataShard {
         tx: &mut SendBatch,
     ) {
         self.shared.pool.get_or_init(|| ctx.buffer_pool());
+        self.data_shards = ctx.data_shards().max(1);
+        self.refresh_relay();
         match command {
             Command::Data(command) => self.path.handle_command(command),
-            Command::Send { buf, len, peer } => self.send(now, buf, len, peer, tx),
+            Command::Send { buf, len, peer } => {
+                self.send(ctx, now, buf, len, peer, Sealed::Datagram, tx);
+            }
+            Command::SendFrame { buf, len, peer } => {
+                self.send(ctx, now, buf, len, peer, Sealed::Frame, tx);
+            }
+            Command::Relay { buf, range, path } => self.relay_out(ctx, now, buf, range, path, tx),
             Command::Notice(_) | Command::Control(_) => {}
         }
         self.drain(ctx, now, tx);
     }
 
-    /// Seals an application packet in its own buffer and queues it, or holds it for a handshake.
-    fn send(&mut self, now: Instant, mut buf: Buf, len: usize, peer: PeerId, tx: &mut SendBatch) {
+    /// Seals a packet in its own buffer and sends it (framed for a relay if its peer is reached
+    /// through one), or holds it for a handshake.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        mut buf: Buf,
+        len: usize,
+        peer: PeerId,
+        kind: Sealed,
+        tx: &mut SendBatch,
+    ) {
         let counters = self.shared.data_counters.get(self.index());
+        let limit = match kind {
+            Sealed::Datagram => self.path.mtu(),
+            Sealed::Frame => self.path.mtu() + RELAY_OVERHEAD,
+        };
         let sealed = match PacketBuf::new(buf.as_mut_slice(), len) {
-            Ok(mut pkt) => match self.path.send_packet(now, peer, &mut pkt) {
+            Ok(mut pkt) => match self.path.send_packet_up_to(now, peer, &mut pkt, limit) {
                 Ok(Some(t)) => Some((t.to, pkt.range())),
                 // Held (copied) until the handshake completes.
                 Ok(None) => None,
@@ -209,18 +307,206 @@ impl DataShard {
             self.shared.release(buf);
             return;
         };
-        match tx.push_buf(buf, range, to) {
-            Ok(()) => {
-                if let Some(c) = counters {
-                    published::add(&c.sealed, 1);
-                }
-            }
-            Err((_, buf)) => {
-                if let Some(c) = counters {
-                    published::add(&c.send_failed, 1);
-                }
+        if let Some(c) = counters {
+            published::add(&c.sealed, 1);
+        }
+        self.transmit(ctx, now, buf, range, to, kind, tx);
+    }
+
+    /// Sends the sealed datagram `buf[range]` to `to`: out of a socket, or framed into the session
+    /// with the relay when `to` is a relay path.
+    #[allow(clippy::too_many_arguments)]
+    fn transmit(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        buf: Buf,
+        range: Range<usize>,
+        to: SocketAddr,
+        kind: Sealed,
+        tx: &mut SendBatch,
+    ) {
+        if let Some(path) = RelayPath::from_addr(&to) {
+            if kind == Sealed::Frame {
                 self.shared.release(buf);
+                return self.relay_dropped(RelayDrop::NestedPath);
             }
+            return self.relay_out(ctx, now, buf, range, path, tx);
+        }
+        if let Err((_, buf)) = tx.push_buf(buf, range, to) {
+            if let Some(c) = self.shared.data_counters.get(self.index()) {
+                published::add(&c.send_failed, 1);
+            }
+            self.shared.release(buf);
+        }
+    }
+
+    /// What an opened packet is to the relay: a frame, a refused frame (counted), or neither (a
+    /// packet for another port, or a path message for the path driver, delivered as usual).
+    fn frame_in<'p>(&mut self, packet: &'p [u8]) -> RelayPort<'p> {
+        let Some(udp) = ip::parse_udp(packet).filter(|u| u.dst.port() == self.relay.port()) else {
+            return RelayPort::Other;
+        };
+        match relay::parse_frame(udp.payload) {
+            Ok(Some(frame)) => RelayPort::Frame(frame),
+            Ok(None) => RelayPort::Other,
+            Err(reason) => {
+                self.relay_dropped(reason);
+                RelayPort::Refused
+            }
+        }
+    }
+
+    /// A frame that arrived in `from`'s session: for us (to the protocol core, as a datagram from the
+    /// relay path), or on to the next hop.
+    fn on_frame(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        from: PeerId,
+        frame: RelayFrame<'_>,
+        local: SocketAddr,
+        tx: &mut SendBatch,
+    ) {
+        let action = match self.relay.route(from, &frame) {
+            Ok(a) => a,
+            Err(reason) => return self.relay_dropped(reason),
+        };
+        match action {
+            FrameAction::Deliver { path } => {
+                let owner = match wire::peek_type(frame.payload) {
+                    Ok(MessageType::Transport) => match TransportHeader::parse(frame.payload) {
+                        Ok(h) => ShardId::data(usize::from(shard_of_index(
+                            h.receiver,
+                            self.data_shards as u8,
+                        ))),
+                        Err(_) => return self.relay_dropped(RelayDrop::Malformed),
+                    },
+                    Ok(_) => ShardId::CONTROL,
+                    Err(_) => return self.relay_dropped(RelayDrop::Malformed),
+                };
+                self.relay_counter(|c| &c.delivered);
+                // Through the shard channel even to ourselves: the datagram is opened in a buffer
+                // of its own, exactly as one from a socket.
+                ctx.forward_copy(owner, path.to_addr(), local, frame.payload);
+            }
+            FrameAction::Forward {
+                next,
+                address,
+                hop_limit,
+            } => {
+                let rate = self.shared.relay_config.frames_per_second;
+                let bucket = self
+                    .buckets
+                    .entry(from)
+                    .or_insert_with(|| RelayBucket::new(now, rate));
+                if !bucket.take(now, rate) {
+                    return self.relay_dropped(RelayDrop::RateLimited);
+                }
+                let onward = RelayFrame { hop_limit, ..frame };
+                if self.send_frame(ctx, now, address, &onward, next, tx) {
+                    self.relay_counter(|c| &c.forwarded);
+                }
+            }
+        }
+    }
+
+    /// Frames the sealed datagram `buf[range]` for the peer at the end of `path` and sends it into
+    /// the session with the path's relay.
+    fn relay_out(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        buf: Buf,
+        range: Range<usize>,
+        path: RelayPath,
+        tx: &mut SendBatch,
+    ) {
+        let target = match self.relay.target(path) {
+            Ok(t) => t,
+            Err(reason) => {
+                self.shared.release(buf);
+                return self.relay_dropped(reason);
+            }
+        };
+        let frame = RelayFrame {
+            hop_limit: self.relay.hop_limit(),
+            source: *self.relay.own_key(),
+            destination: target.destination,
+            payload: buf.as_slice().get(range).unwrap_or_default(),
+        };
+        let sent = self.send_frame(ctx, now, target.address, &frame, path.relay, tx);
+        self.shared.release(buf);
+        if sent {
+            self.relay_counter(|c| &c.originated);
+        }
+    }
+
+    /// Writes `frame` as a packet to `address` on the relay port in a fresh buffer and seals it for
+    /// `next` here or on the shard that owns it. Returns whether it went.
+    fn send_frame(
+        &mut self,
+        ctx: &mut ShardContext<'_, Command>,
+        now: Instant,
+        address: std::net::IpAddr,
+        frame: &RelayFrame<'_>,
+        next: PeerId,
+        tx: &mut SendBatch,
+    ) -> bool {
+        let port = self.relay.port();
+        let Some(src) = self.relay.own_address_for(address) else {
+            self.relay_dropped(RelayDrop::NoAddress);
+            return false;
+        };
+        let Some(mut out) = self
+            .shared
+            .pool
+            .get()
+            .and_then(|p| p.take(ShardId::data(self.index())))
+        else {
+            self.relay_dropped(RelayDrop::QueueFull);
+            return false;
+        };
+        let written =
+            out.as_mut_slice()
+                .get_mut(HEADROOM..)
+                .map_or(Err(RelayDrop::TooLarge), |area| {
+                    let room = area.len().saturating_sub(PacketBuf::TAILROOM);
+                    relay::write_frame_packet(
+                        area.get_mut(..room).unwrap_or_default(),
+                        SocketAddr::new(src, port),
+                        SocketAddr::new(address, port),
+                        frame,
+                    )
+                });
+        let len = match written {
+            Ok(len) => len,
+            Err(reason) => {
+                self.shared.release(out);
+                self.relay_dropped(reason);
+                return false;
+            }
+        };
+        let owner = ShardId::data((next.0 as usize) % self.data_shards);
+        if owner == ShardId::data(self.index()) {
+            self.send(ctx, now, out, len, next, Sealed::Frame, tx);
+            return true;
+        }
+        match ctx.send_command(
+            owner,
+            Command::SendFrame {
+                buf: out,
+                len,
+                peer: next,
+            },
+        ) {
+            Ok(()) => true,
+            Err(Command::SendFrame { buf, .. }) => {
+                self.shared.release(buf);
+                self.relay_dropped(RelayDrop::QueueFull);
+                false
+            }
+            Err(_) => false,
         }
     }
 
@@ -239,20 +525,34 @@ impl DataShard {
 
     /// Sends what the data path produced (responses, released packets, keepalives) and its notices.
     fn drain(&mut self, ctx: &mut ShardContext<'_, Command>, now: Instant, tx: &mut SendBatch) {
+        let pool = self.shared.pool.get().cloned();
         while tx.remaining() > 0 {
-            let mut sent = false;
-            let pushed = tx.push_with(|buf| {
-                let out = buf.get_mut(HEADROOM..)?;
-                let t = self.path.poll_transmit(now, out)?;
-                sent = true;
-                Some((t.to, HEADROOM..HEADROOM + t.len))
-            });
-            if pushed.is_err() || !sent {
+            let Some(mut buf) = pool
+                .as_ref()
+                .and_then(|p| p.take(ShardId::data(self.index())))
+            else {
                 break;
-            }
+            };
+            let Some(t) = buf
+                .as_mut_slice()
+                .get_mut(HEADROOM..)
+                .and_then(|out| self.path.poll_transmit(now, out))
+            else {
+                self.shared.release(buf);
+                break;
+            };
             if let Some(c) = self.shared.data_counters.get(self.index()) {
                 published::add(&c.sealed, 1);
             }
+            self.transmit(
+                ctx,
+                now,
+                buf,
+                HEADROOM..HEADROOM + t.len,
+                t.to,
+                Sealed::Datagram,
+                tx,
+            );
         }
         while let Some(notice) = self.path.poll_notice() {
             if let Err(Command::Notice(notice)) =
@@ -267,6 +567,13 @@ impl DataShard {
         }
         self.shared
             .publish_drops(self.index() + 1, self.path.drop_counters());
+        if self.relay_drops_dirty
+            && let Some(c) = self.shared.relay_counters.get(self.index())
+            && let Ok(mut d) = c.drops.lock()
+        {
+            d.clone_from(&self.relay_drops);
+            self.relay_drops_dirty = false;
+        }
         if let Some(c) = self.shared.data_counters.get(self.index()) {
             c.retirements_lost.store(
                 self.path.retirements_lost(),

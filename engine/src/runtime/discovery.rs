@@ -20,6 +20,7 @@ use crate::mesh::discovery::{Action, Discovery};
 use crate::node::NodeError;
 use crate::node::transmit::Transmitter;
 use crate::proto::ip;
+use crate::proto::path::is_relayed;
 use crate::runtime::{ControlRequest, Shared};
 
 /// How long the driver sleeps at most with nothing to do.
@@ -217,11 +218,24 @@ impl Driver<'_> {
         let Ok(mut d) = self.hub.discovery.lock() else {
             return;
         };
+        let mut direct = std::collections::HashSet::new();
         for (id, stats) in peers {
             self.keys.insert(id, stats.public_key);
             self.ids.insert(stats.public_key, id);
+            if stats.last_handshake.is_some() && stats.endpoint.is_some_and(|e| !is_relayed(&e)) {
+                direct.insert(stats.public_key);
+            }
             d.set_observed(stats.public_key, stats.endpoint);
         }
+        // Frames for a member we do not reach directly go to the neighbour that vouched for its
+        // record: the reverse path of the flood (loop-free, see `mesh::relay`).
+        let routes = d
+            .members()
+            .filter(|m| !direct.contains(&m.record.public_key))
+            .filter(|m| m.vouched_by != m.record.public_key)
+            .map(|m| (m.record.public_key, m.vouched_by))
+            .collect();
+        self.shared.set_relay_routes(routes);
     }
 
     /// A discovered member as a peer: keyed with the mesh PSK, holding what it claims.

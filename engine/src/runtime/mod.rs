@@ -12,6 +12,8 @@ pub(crate) mod discovery;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+use pnet_mesh_crypto::PublicKey;
 use std::time::{Instant, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
@@ -20,9 +22,11 @@ use pnet_mesh_shard::{
 };
 
 use crate::PeerId;
-use crate::config::{ConfigError, PeerConfig};
+use crate::config::{AllowedIp, ConfigError, PeerConfig};
 use crate::event::Event;
+use crate::mesh::relay::{RelayConfig, RelayDrops, RelayTable};
 use crate::proto::allowed_ips::AllowedIps;
+use crate::proto::path::RelayPath;
 use crate::proto::{ControlPlane, DataCommand, DataNotice, DataPath, DropCounters};
 use crate::stats::PeerStats;
 
@@ -42,6 +46,8 @@ pub(crate) const STEERING: SteeringRule = SteeringRule {
 const CHANNEL_QUEUE: usize = 1024;
 /// Discovery messages waiting for the discovery driver.
 const DISCOVERY_QUEUE: usize = 256;
+/// Path messages (probes, candidates) waiting for the path driver.
+const PATH_QUEUE: usize = 256;
 /// Session changes waiting for the discovery driver.
 const SESSION_NOTICE_QUEUE: usize = 1024;
 
@@ -54,6 +60,16 @@ pub(crate) enum Command {
     Notice(DataNotice),
     /// Application → data shard: seal `buf[range]` (an IP packet at the headroom) for `peer` and send.
     Send { buf: Buf, len: usize, peer: PeerId },
+    /// Data shard → data shard: seal the relay frame packet at the headroom for `peer` (the next hop,
+    /// which this shard owns) and send.
+    SendFrame { buf: Buf, len: usize, peer: PeerId },
+    /// Control shard → data shard: `buf[range]` is a handshake message or cookie reply for a peer
+    /// reached along `path`; frame it into the session with the path's relay.
+    Relay {
+        buf: Buf,
+        range: Range<usize>,
+        path: RelayPath,
+    },
     /// Application → control shard.
     Control(ControlRequest),
 }
@@ -89,6 +105,29 @@ pub(crate) struct Delivery {
 pub(crate) struct TimedEvent {
     pub(crate) at: SystemTime,
     pub(crate) event: Event,
+}
+
+/// How a node relays, from its settings.
+#[derive(Debug)]
+pub(crate) struct RelaySetup {
+    /// The table with the configured peers.
+    pub(crate) table: RelayTable,
+    pub(crate) config: RelayConfig,
+    /// Configured next hops `(member, neighbour)`.
+    pub(crate) static_routes: Vec<(PublicKey, PublicKey)>,
+}
+
+/// Relay counters of one data shard, written by it alone.
+#[derive(Debug, Default)]
+pub(crate) struct RelayShardCounters {
+    /// Frames passed on to a next hop.
+    pub(crate) forwarded: AtomicU64,
+    /// Frames for this node, handed to the protocol core.
+    pub(crate) delivered: AtomicU64,
+    /// Frames this node started (datagrams for peers reached through a relay).
+    pub(crate) originated: AtomicU64,
+    /// Refusals, refreshed after each batch that counted one.
+    pub(crate) drops: Mutex<RelayDrops>,
 }
 
 /// Counters of one data shard, written by it alone.
@@ -142,6 +181,21 @@ pub(crate) struct Shared {
     pub(crate) data_counters: Vec<DataShardCounters>,
     pub(crate) under_load: std::sync::atomic::AtomicBool,
     pub(crate) pool: std::sync::OnceLock<BufferPool>,
+    /// What data shards relay by, replaced whole; `relay_version` tells them to read it again.
+    pub(crate) relay: RwLock<Arc<RelayTable>>,
+    pub(crate) relay_version: AtomicU64,
+    /// Next hops `(member, neighbour)`: the configured ones, then the learned ones; its lock also
+    /// orders rebuilds of `relay`.
+    relay_routes: Mutex<Vec<(PublicKey, PublicKey)>>,
+    /// The configured next hops (they win over learned ones).
+    static_routes: Vec<(PublicKey, PublicKey)>,
+    pub(crate) relay_config: RelayConfig,
+    /// Index = data shard.
+    pub(crate) relay_counters: Vec<RelayShardCounters>,
+    /// Path messages (relay port, not frames) for the path driver.
+    pub(crate) path_deliveries: ArrayQueue<Delivery>,
+    /// Wakes the path driver.
+    pub(crate) path_wake: Readiness,
 }
 
 impl Shared {
@@ -152,7 +206,13 @@ impl Shared {
         routes: Arc<AllowedIps>,
         channel_port: u16,
         discovery_port: Option<u16>,
+        relay: RelaySetup,
     ) -> std::io::Result<Self> {
+        let RelaySetup {
+            table: relay,
+            config: relay_config,
+            static_routes,
+        } = relay;
         Ok(Shared {
             deliveries: ArrayQueue::new(receive_queue.max(1)),
             channel_deliveries: ArrayQueue::new(CHANNEL_QUEUE),
@@ -175,7 +235,75 @@ impl Shared {
                 .collect(),
             under_load: std::sync::atomic::AtomicBool::new(false),
             pool: std::sync::OnceLock::new(),
+            relay: RwLock::new(Arc::new(relay)),
+            relay_version: AtomicU64::new(0),
+            relay_routes: Mutex::new(static_routes.clone()),
+            static_routes,
+            relay_config,
+            relay_counters: (0..data_shards)
+                .map(|_| RelayShardCounters::default())
+                .collect(),
+            path_deliveries: ArrayQueue::new(PATH_QUEUE),
+            path_wake: Readiness::new()?,
         })
+    }
+
+    /// Rebuilds the relay table for the node's peers as they are now (the control shard, after a
+    /// change of peers).
+    pub(crate) fn rebuild_relay<'a>(
+        &self,
+        peers: impl Iterator<Item = (PeerId, PublicKey, &'a [AllowedIp])>,
+    ) {
+        let Ok(routes) = self.relay_routes.lock() else {
+            return;
+        };
+        let Ok(mut table) = self.relay.write() else {
+            return;
+        };
+        let mut next = RelayTable::clone(&table);
+        next.clear_peers();
+        for (id, key, allowed_ips) in peers {
+            next.set_peer(id, key, allowed_ips);
+        }
+        next.set_routes(routes.iter().copied());
+        *table = Arc::new(next);
+        self.relay_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Replaces the learned next hops (the discovery driver).
+    pub(crate) fn set_relay_routes(&self, learned: Vec<(PublicKey, PublicKey)>) {
+        let Ok(mut held) = self.relay_routes.lock() else {
+            return;
+        };
+        let routes: Vec<(PublicKey, PublicKey)> = self
+            .static_routes
+            .iter()
+            .copied()
+            .chain(
+                learned
+                    .into_iter()
+                    .filter(|(m, _)| !self.static_routes.iter().any(|(s, _)| s == m)),
+            )
+            .collect();
+        if *held == routes {
+            return;
+        }
+        let Ok(mut table) = self.relay.write() else {
+            return;
+        };
+        let mut next = RelayTable::clone(&table);
+        next.set_routes(routes.iter().copied());
+        *table = Arc::new(next);
+        *held = routes;
+        self.relay_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The relay table as it stands.
+    pub(crate) fn relay_table(&self) -> Arc<RelayTable> {
+        self.relay
+            .read()
+            .map(|t| Arc::clone(&t))
+            .unwrap_or_else(|e| Arc::clone(&e.into_inner()))
     }
 
     pub(crate) fn publish_drops(&self, shard: usize, drops: &DropCounters) {
@@ -217,6 +345,8 @@ impl Shared {
             Some((&self.channel_deliveries, &self.channel_wake))
         } else if Some(port) == self.discovery_port {
             Some((&self.discovery_deliveries, &self.discovery_wake))
+        } else if port == self.relay_config.port {
+            Some((&self.path_deliveries, &self.path_wake))
         } else {
             None
         }

@@ -23,7 +23,8 @@ impl ControlPlane {
             config.public_key,
             config.preshared_key.as_ref().map(|k| *k.as_bytes()),
         );
-        let peer = Peer::new(keys, &config, self.config.times, self.epoch);
+        let mut peer = Peer::new(keys, &config, self.config.times, self.epoch);
+        peer.endpoint = endpoint_of(id, &config, &self.by_key);
         match self.peers.get_mut(slot) {
             Some(s) => *s = Some(peer),
             None => self.peers.push(Some(peer)),
@@ -33,7 +34,9 @@ impl ControlPlane {
             self.command(id, DataCommand::AddPeer(handle));
         }
         self.rebuild_routes();
-        if config.persistent_keepalive.is_some() && config.endpoint.is_some() {
+        if config.persistent_keepalive.is_some()
+            && self.peer(id).is_some_and(|p| p.endpoint.is_some())
+        {
             self.send_keepalive(id);
         }
         Ok(id)
@@ -63,13 +66,14 @@ impl ControlPlane {
             config.public_key,
             config.preshared_key.as_ref().map(|k| *k.as_bytes()),
         );
-        if let Some(endpoint) = config.endpoint {
+        let endpoint = endpoint_of(peer, &config, &self.by_key);
+        if let Some(endpoint) = endpoint {
             self.command(peer, DataCommand::SetEndpoint { peer, endpoint });
         }
         if let Some(p) = self.peer_mut(peer) {
             p.keys = keys;
-            if config.endpoint.is_some() {
-                p.endpoint = config.endpoint;
+            if endpoint.is_some() {
+                p.endpoint = endpoint;
             }
             p.allowed_ips = config.allowed_ips.clone();
             p.persistent_keepalive = config.persistent_keepalive;
@@ -119,7 +123,8 @@ impl ControlPlane {
             config,
             &self.identity.public,
             others.iter().map(|(i, c)| (*i, c)),
-        )
+        )?;
+        crate::config::check_via(index, config, others.iter().map(|(i, c)| (*i, c)))
     }
 
     /// Rebuilds the allowed-IPs table and hands the new one to every data path.

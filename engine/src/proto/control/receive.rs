@@ -83,6 +83,9 @@ impl ControlPlane {
         peer.published.authenticated_received(now);
         peer.timers.session_derived(now);
         peer.published.authenticated_sent(now);
+        // A handshake sets the endpoint even when it came through a relay: the response must take the
+        // path the initiation took.
+        let from = path::bind(from, peer_id);
         self.roam(peer_id, from, false);
         self.install(peer_id, keypair, from, AfterInstall::Respond(reply));
         Ok(None)
@@ -121,6 +124,7 @@ impl ControlPlane {
         peer.last_handshake = Some(now);
         let rotated = core::mem::replace(&mut peer.has_session, true);
         let was_up = core::mem::replace(&mut peer.is_up, true);
+        let from = path::bind(from, peer_id);
         self.roam(peer_id, from, false);
         // The data path installs it, then confirms the session with staged packets or a keepalive.
         self.install(peer_id, keypair, from, AfterInstall::Confirm);
