@@ -289,3 +289,163 @@ fn a_relay_configuration_naming_an_unknown_or_relayed_peer_fails_at_start() {
         .to_string();
     assert!(err.contains("relay.hop_limit"), "{err}");
 }
+
+#[test]
+fn a_multi_hop_route_carries_datagrams_across_two_relays_both_ways() {
+    // A - R1 - R2 - B: A and B each know only their own relay's endpoint; the relays know each
+    // other and route the far member through the other relay.
+    let (a_key, r1_key, r2_key, b_key) = (key(31), key(32), key(33), key(34));
+    let (a_pub, r1_pub, r2_pub, b_pub) = (
+        a_key.public_key(),
+        r1_key.public_key(),
+        r2_key.public_key(),
+        b_key.public_key(),
+    );
+    let r2 = node(&r2_key, "10.7.2.3")
+        .peer(PeerConfig::new(r1_pub).allowed_ip(host("10.7.2.2")))
+        .peer(PeerConfig::new(b_pub).allowed_ip(host("10.7.2.4")))
+        .peer(PeerConfig::new(a_pub).allowed_ip(host("10.7.2.1")))
+        .relay_route(a_pub, r1_pub)
+        .start()
+        .unwrap();
+    let r1 = node(&r1_key, "10.7.2.2")
+        .peer(PeerConfig::new(a_pub).allowed_ip(host("10.7.2.1")))
+        .peer(
+            PeerConfig::new(r2_pub)
+                .endpoint(r2.local_addrs()[0])
+                .allowed_ip(host("10.7.2.3"))
+                .persistent_keepalive(1),
+        )
+        .peer(PeerConfig::new(b_pub).allowed_ip(host("10.7.2.4")))
+        .relay_route(b_pub, r2_pub)
+        .start()
+        .unwrap();
+    let b = node(&b_key, "10.7.2.4")
+        .peer(
+            PeerConfig::new(r2_pub)
+                .endpoint(r2.local_addrs()[0])
+                .allowed_ip(host("10.7.2.3"))
+                .persistent_keepalive(1),
+        )
+        .peer(
+            PeerConfig::new(a_pub)
+                .via(r2_pub)
+                .allowed_ip(host("10.7.2.1")),
+        )
+        .start()
+        .unwrap();
+    let a = node(&a_key, "10.7.2.1")
+        .peer(
+            PeerConfig::new(r1_pub)
+                .endpoint(r1.local_addrs()[0])
+                .allowed_ip(host("10.7.2.2")),
+        )
+        .peer(
+            PeerConfig::new(b_pub)
+                .via(r1_pub)
+                .allowed_ip(host("10.7.2.4")),
+        )
+        .start()
+        .unwrap();
+    let b_mesh: SocketAddr = "10.7.2.4:51800".parse().unwrap();
+    for i in 0..10u32 {
+        a.send_to(format!("two hops #{i}").as_bytes(), b_mesh)
+            .unwrap();
+        let (got, from) = recv(&b);
+        assert_eq!(got, format!("two hops #{i}").as_bytes());
+        b.send_to(format!("back #{i}").as_bytes(), from).unwrap();
+        assert_eq!(recv(&a).0, format!("back #{i}").as_bytes());
+    }
+    for (relay, name) in [(&r1, "R1"), (&r2, "R2")] {
+        let s = relay.relay_stats();
+        assert!(s.forwarded >= 20, "{name} forwarded both ways: {s:?}");
+        assert_eq!(s.drops.total(), 0, "{name}: {s:?}");
+    }
+}
+
+#[test]
+fn a_routing_loop_in_the_configuration_is_cut_by_the_hop_limit() {
+    // R1 -> R2 -> R3 -> R1 for the member X, which is nowhere: a frame A sends for X goes round
+    // until its hop limit runs out, then is dropped and counted.
+    let keys: Vec<PrivateKey> = (41..46).map(key).collect();
+    let [a_key, r1_key, r2_key, r3_key, x_key] = keys.as_slice() else {
+        unreachable!()
+    };
+    let pubs: Vec<_> = keys.iter().map(PrivateKey::public_key).collect();
+    let [a_pub, r1_pub, r2_pub, r3_pub, x_pub] = pubs[..] else {
+        unreachable!()
+    };
+    // Each relay knows A (the source), X (as a key) and both its neighbours in the ring.
+    let relay = |k: &PrivateKey, mesh: &str, next: (pnet_mesh::crypto::PublicKey, &str)| {
+        node(k, mesh)
+            .peer(PeerConfig::new(a_pub).allowed_ip(host("10.7.3.1")))
+            .peer(PeerConfig::new(x_pub).allowed_ip(host("10.7.3.9")))
+            .peer(PeerConfig::new(next.0).allowed_ip(host(next.1)))
+            .relay_route(x_pub, next.0)
+    };
+    let r3 = relay(r3_key, "10.7.3.4", (r1_pub, "10.7.3.2"))
+        .peer(PeerConfig::new(r2_pub).allowed_ip(host("10.7.3.3")))
+        .start()
+        .unwrap();
+    let r2 = relay(r2_key, "10.7.3.3", (r3_pub, "10.7.3.4"));
+    let r2 = r2
+        .peer(PeerConfig::new(r1_pub).allowed_ip(host("10.7.3.2")))
+        .start()
+        .unwrap();
+    let r1 = relay(r1_key, "10.7.3.2", (r2_pub, "10.7.3.3"))
+        .peer(PeerConfig::new(r3_pub).allowed_ip(host("10.7.3.4")))
+        .start()
+        .unwrap();
+    // Endpoints once every relay listens: each knows its successor's.
+    let set = |n: &Node, k: pnet_mesh::crypto::PublicKey, ip: &str, at: SocketAddr| {
+        let id = n
+            .peer_stats()
+            .unwrap()
+            .into_iter()
+            .find(|(_, s)| s.public_key == k)
+            .unwrap()
+            .0;
+        n.update_peer(id, PeerConfig::new(k).endpoint(at).allowed_ip(host(ip)))
+            .unwrap();
+    };
+    set(&r1, r2_pub, "10.7.3.3", r2.local_addrs()[0]);
+    set(&r2, r3_pub, "10.7.3.4", r3.local_addrs()[0]);
+    set(&r3, r1_pub, "10.7.3.2", r1.local_addrs()[0]);
+    let a = node(a_key, "10.7.3.1")
+        .peer(
+            PeerConfig::new(r1_pub)
+                .endpoint(r1.local_addrs()[0])
+                .allowed_ip(host("10.7.3.2")),
+        )
+        .peer(
+            PeerConfig::new(x_pub)
+                .via(r1_pub)
+                .allowed_ip(host("10.7.3.9")),
+        )
+        .start()
+        .unwrap();
+    // The first datagram for X starts a handshake: its initiation is the frame that loops.
+    a.send_to(b"into the loop", "10.7.3.9:51800".parse().unwrap())
+        .unwrap();
+    let relays = [&r1, &r2, &r3];
+    wait_for("the hop limit to cut the loop", || {
+        relays
+            .iter()
+            .map(|r| r.relay_stats().drops.get(RelayDrop::HopLimit))
+            .sum::<u64>()
+            >= 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let cut: u64 = relays
+        .iter()
+        .map(|r| r.relay_stats().drops.get(RelayDrop::HopLimit))
+        .sum();
+    let forwarded: u64 = relays.iter().map(|r| r.relay_stats().forwarded).sum();
+    // Hop limit 4: three relays pass each frame on, the fourth hop drops it.
+    assert_eq!(forwarded, 3 * cut, "each frame went exactly three hops");
+    assert!(
+        cut <= 2,
+        "one initiation (and at most one retry) looped: {cut}"
+    );
+    let _ = x_key;
+}
