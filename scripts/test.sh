@@ -140,6 +140,17 @@ print("channel-proxy smoke: " + ", ".join(
     f"{leg['what']} {leg['goodput_bytes_per_sec'] / 2**20:.1f} MiB/s" for leg in r["legs"])
     + " (smoke numbers, not comparable)")
 PY
+"$bench_bin" --smoke --macro relay-loopback --payload 1420 --warmup 200ms --duration 1s \
+    --output "$smoke_dir/relay-loopback.json" > /dev/null
+python3 - "$smoke_dir/relay-loopback.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ours"]["packets_received"] > 0, "relay-loopback: nothing crossed the relay"
+assert r["direct"]["packets_received"] > 0, "relay-loopback: nothing crossed the direct pair"
+assert r["relay_forwarded"] > 0, "relay-loopback: the relay forwarded nothing"
+print(f"relay-loopback smoke: relayed {r['packets_per_sec']:.0f}/s, direct "
+      f"{r['direct']['packets_per_sec']:.0f}/s, ratio {r['ratio_vs_direct']:.2f} (smoke numbers, not comparable)")
+PY
 # The README's first command: two `pnet-mesh` nodes on loopback, datagrams through --forward and
 # --expose, then `show`. It fails unless every datagram comes back.
 PNET_MESH_BIN="$CARGO_TARGET_DIR/$PROFILE/pnet-mesh" bash scripts/demo.sh

@@ -18,12 +18,14 @@ usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
   --macro SCENARIO   in-memory (two endpoints, no sockets); udp-loopback (two nodes over localhost
                      UDP beside the ceiling, bare UDP and boringtun); channel-proxy (channel
                      goodput direct, then through the impairment proxy at 0 % and 5 % loss);
+                     relay-loopback (A -> relay -> B on loopback beside a direct pair,
+                     ratio_vs_direct);
                      testnode-smoke is not implemented yet
   --payload N        inner IP packet length in bytes, 28 to 1420 (default 1420); for
                      channel-proxy the message size, 1 to 16777216 (default 1048576)
   --warmup DUR       untimed run first (default 1s)
   --duration DUR     measured run (default 5s)
-  --shards N         data shards per node (udp-loopback; default 1; in-memory: 1 only)
+  --shards N         data shards per node (udp-loopback, relay-loopback; default 1; in-memory: 1)
   --backend B        socket backend; `both` runs io-uring beside mmsg (in-memory has none: auto)
   --output FILE      write the JSON here instead of
                      artifacts/benchmarks/results/macro-<scenario>-<payload>.json
@@ -43,6 +45,8 @@ pub enum Scenario {
     UdpLoopback,
     /// Channel goodput between two nodes, direct and through the impairment proxy.
     ChannelProxy,
+    /// Three nodes, A → relay → B, beside a direct pair.
+    RelayLoopback,
     /// Node containers (needs the node and the container harness).
     TestnodeSmoke,
 }
@@ -54,6 +58,7 @@ impl Scenario {
             Scenario::InMemory => "in-memory",
             Scenario::UdpLoopback => "udp-loopback",
             Scenario::ChannelProxy => "channel-proxy",
+            Scenario::RelayLoopback => "relay-loopback",
             Scenario::TestnodeSmoke => "testnode-smoke",
         }
     }
@@ -158,10 +163,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
                     "in-memory" => Scenario::InMemory,
                     "udp-loopback" => Scenario::UdpLoopback,
                     "channel-proxy" => Scenario::ChannelProxy,
+                    "relay-loopback" => Scenario::RelayLoopback,
                     "testnode-smoke" => Scenario::TestnodeSmoke,
                     _ => {
                         return Err(format!(
-                            "--macro {v}: unknown scenario (in-memory, udp-loopback, channel-proxy, testnode-smoke)"
+                            "--macro {v}: unknown scenario (in-memory, udp-loopback, channel-proxy, relay-loopback, testnode-smoke)"
                         ));
                     }
                 });

@@ -7,7 +7,7 @@
 //!
 //! What is here: the `in-memory` macro scenario ([`in_memory`]), the `udp-loopback` scenario with its
 //! ceiling, bare-UDP and boringtun legs ([`udp_loopback`]), channel goodput through the impairment
-//! proxy ([`channel_proxy`]), a counting global allocator for
+//! proxy ([`channel_proxy`]), relayed throughput A → R → B beside a direct pair ([`relay_loopback`]), a counting global allocator for
 //! allocations per operation ([`alloc_count`]), a fixed-size latency histogram ([`histogram`]), two
 //! endpoints joined in memory ([`pair`]), thread placement and CPU time ([`threads`]), the HTML report ([`report`]) and the
 //! command line ([`cli`], [`duration`]). Not yet: the `testnode-smoke` scenario (it needs the container
@@ -22,6 +22,7 @@ pub mod environment;
 pub mod histogram;
 pub mod in_memory;
 pub mod pair;
+pub mod relay_loopback;
 pub mod report;
 pub mod threads;
 pub mod udp_loopback;

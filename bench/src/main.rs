@@ -17,6 +17,7 @@ use pnet_mesh_bench::channel_proxy::{self, ChannelProxyOptions};
 use pnet_mesh_bench::cli::{Command, MacroArgs, Scenario, USAGE, parse_args};
 use pnet_mesh_bench::environment::{results_dir, write_report};
 use pnet_mesh_bench::in_memory::{self, InMemoryOptions};
+use pnet_mesh_bench::relay_loopback::{self, RelayLoopbackOptions};
 use pnet_mesh_bench::udp_loopback::{self, UdpLoopbackOptions};
 
 #[global_allocator]
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Scenario::InMemory => run_in_memory(&m),
         Scenario::UdpLoopback => run_udp_loopback(&m),
         Scenario::ChannelProxy => run_channel_proxy(&m),
+        Scenario::RelayLoopback => run_relay_loopback(&m),
         Scenario::TestnodeSmoke => not_implemented(m.scenario, "the container harness (issue 11)"),
     }
 }
@@ -113,6 +115,24 @@ fn run_channel_proxy(m: &MacroArgs) -> ExitCode {
     finish(
         m,
         channel_proxy::run(&opts, &mut |line| eprintln!("bench: {line}")),
+    )
+}
+
+fn run_relay_loopback(m: &MacroArgs) -> ExitCode {
+    let [backend] = backends(m)[..] else {
+        eprintln!("bench: --backend both: relay-loopback measures one backend per run");
+        return ExitCode::from(2);
+    };
+    let opts = RelayLoopbackOptions {
+        payload: m.payload,
+        warmup: m.warmup,
+        duration: m.duration,
+        shards: m.shards.map_or(1, |n| n as usize),
+        backend,
+    };
+    finish(
+        m,
+        relay_loopback::run(&opts, &mut |line| eprintln!("bench: {line}")),
     )
 }
 

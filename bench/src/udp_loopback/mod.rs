@@ -283,12 +283,12 @@ pub fn run(
     })
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
 }
 
 /// Flat out, then paced at half for the latency.
-fn leg(
+pub(crate) fn leg(
     what: &'static str,
     link: Arc<dyn Link>,
     phase: PhaseOptions,
