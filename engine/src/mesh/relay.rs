@@ -45,7 +45,7 @@ pub const DEFAULT_RELAY_PORT: u16 = 51_803;
 /// Hops a frame may take unless configured: two relays and room for a third.
 pub const DEFAULT_HOP_LIMIT: u8 = 4;
 /// Frames one peer may push through a relay per second unless configured (burst: twice that).
-pub const DEFAULT_FRAMES_PER_SECOND: u32 = 50_000;
+pub const DEFAULT_FRAMES_PER_SECOND: u32 = 500_000;
 /// The most a frame adds to the datagram it carries: an IPv6 and a UDP header, the frame header,
 /// and the outer transport header and tag.
 pub const RELAY_OVERHEAD: usize = 40 + 8 + FRAME_HEADER_LEN + 32;
@@ -58,7 +58,7 @@ pub struct RelayConfig {
     pub port: u16,
     /// Hops a frame this node starts may take (default 4, at most 16).
     pub hop_limit: u8,
-    /// Frames one peer may push through this node per second, bursts of twice that (default 50000).
+    /// Frames one peer may push through this node per second, bursts of twice that (default 500000).
     pub frames_per_second: u32,
 }
 
