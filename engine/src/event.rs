@@ -93,4 +93,25 @@ pub enum Event {
         /// The address now used.
         new: SocketAddr,
     },
+    /// A member is reached through `relay` (admitted so, or its relay changed).
+    RelayChosen {
+        /// The member.
+        member: PublicKey,
+        /// The relay member.
+        relay: PublicKey,
+    },
+    /// A relayed member answered an authenticated probe at `endpoint`: it is reached directly now.
+    PathPromoted {
+        /// The member.
+        member: PublicKey,
+        /// Its direct endpoint.
+        endpoint: SocketAddr,
+    },
+    /// A member's direct path stopped answering: it is reached through `relay` again.
+    PathFellBack {
+        /// The member.
+        member: PublicKey,
+        /// The relay member.
+        relay: PublicKey,
+    },
 }

@@ -1,7 +1,8 @@
 //! Mesh features above the WireGuard sessions: [`channel`], ordered reliable message channels between
 //! two nodes; [`discovery`], members learning each other over authenticated sessions, with the trust
 //! rules of [`membership`] and the record format of [`wire`]; [`candidate`], the paths to a member
-//! and the choice between them; [`relay`], frames carried through members for members.
+//! and the choice between them; [`relay`], frames carried through members for members; [`probe`], promotion of a relayed pair to a
+//! direct path and fallback.
 #![cfg_attr(
     not(test),
     deny(
@@ -87,5 +88,6 @@ pub mod candidate;
 pub mod channel;
 pub mod discovery;
 pub mod membership;
+pub mod probe;
 pub mod relay;
 pub mod wire;

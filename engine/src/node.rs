@@ -705,7 +705,13 @@ pub(crate) fn new_node(
         })?;
     let discovery = discovery
         .map(|(hub, configured)| {
-            DiscoveryDriver::start(Arc::new(hub), shared.clone(), tx.clone(), configured)
+            DiscoveryDriver::start(
+                Arc::new(hub),
+                shared.clone(),
+                tx.clone(),
+                configured,
+                runtime.local_addrs().to_vec(),
+            )
         })
         .transpose()
         .map_err(|source| NodeError::Io {

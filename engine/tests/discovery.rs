@@ -13,6 +13,7 @@ use pnet_mesh::crypto::{PresharedKey, PrivateKey, PublicKey};
 use pnet_mesh::mesh::discovery::DEFAULT_DISCOVERY_PORT;
 use pnet_mesh::mesh::membership::DiscoveryDrop;
 use pnet_mesh::mesh::wire::{MESSAGE_HEADER_LEN, MemberRecord, MessageHeader, RecordKey};
+use pnet_mesh::proto::path::is_relayed;
 use pnet_mesh::{DropReason, Event, Node, NodeError, PeerConfig};
 
 const MESH_PSK: [u8; 32] = [0x5e; 32];
@@ -141,8 +142,21 @@ fn bootstrap_discovery_among_four_nodes_ends_with_every_pair_talking_directly() 
             }
         }
     }
-    // Directly: each node's peer for every other has that node's own socket as its endpoint, and
-    // a session with it.
+    // Directly: members learned through a neighbour start through it, and are promoted once a
+    // probe succeeds; then each node's peer for every other has that node's own socket as its
+    // endpoint, and a session with it.
+    for (i, node) in nodes.iter().enumerate() {
+        wait_until(
+            &format!("node {i} to reach every member directly"),
+            Duration::from_secs(10),
+            || {
+                node.peer_stats()
+                    .unwrap()
+                    .iter()
+                    .all(|(_, s)| s.endpoint.is_some_and(|e| !is_relayed(&e)))
+            },
+        );
+    }
     for (i, node) in nodes.iter().enumerate() {
         let peers = node.peer_stats().unwrap();
         assert_eq!(peers.len(), n - 1, "node {i} holds every other as a peer");
@@ -353,6 +367,11 @@ fn hostile_discovery_input_is_dropped_counted_and_moves_no_endpoint() {
             .find(|(_, s)| s.public_key == k2)
             .and_then(|(_, s)| s.endpoint)
     };
+    wait_until(
+        "node 0 to reach node 2 directly",
+        Duration::from_secs(10),
+        || endpoint_of_2(&nodes[0]) == Some(nodes[2].local_addrs()[0]),
+    );
     let before = endpoint_of_2(&nodes[0]);
     assert_eq!(before, Some(nodes[2].local_addrs()[0]));
 

@@ -146,6 +146,10 @@ pub enum Action {
         allowed_ips: Vec<AllowedIp>,
         /// Where its voucher reaches it, or where it said it listens.
         endpoint: Option<SocketAddr>,
+        /// The member that vouched for it (the member itself when it told us directly).
+        vouched_by: PublicKey,
+        /// Every candidate address: what it advertised, and where its voucher reaches it.
+        candidates: Vec<(CandidateSource, SocketAddr)>,
     },
     /// The member's claim changed.
     Update {
@@ -317,6 +321,16 @@ impl Discovery {
         }
     }
 
+    /// Members held at most.
+    pub fn max_members(&self) -> usize {
+        self.config.max_members
+    }
+
+    /// The mesh address of a member (its first claimed address), or of a configured peer.
+    pub fn address_of(&self, key: &PublicKey) -> Option<IpAddr> {
+        self.table.address_of(key)
+    }
+
     /// The discovery port.
     pub fn port(&self) -> u16 {
         self.config.port
@@ -382,20 +396,21 @@ impl Discovery {
                         self.hellos.remove(&key);
                     }
                     if admit {
-                        let endpoint = self.table.get(&key).and_then(|m| {
-                            let mut c = Candidates::new();
+                        let mut c = Candidates::new();
+                        if let Some(m) = self.table.get(&key) {
                             for e in &m.record.endpoints {
                                 c.offer(now, *e, CandidateSource::Advertised);
                             }
                             if let Some(o) = m.observed {
                                 c.offer(now, o, CandidateSource::Reflexive);
                             }
-                            c.select().map(|c| c.addr)
-                        });
+                        }
                         self.act(Action::Admit {
                             key,
                             allowed_ips: record.addresses.clone(),
-                            endpoint,
+                            endpoint: c.select().map(|c| c.addr),
+                            vouched_by: from,
+                            candidates: c.iter().map(|c| (c.source, c.addr)).collect(),
                         });
                     }
                     self.event(Event::MemberJoined {

@@ -3,6 +3,7 @@
 use super::{Node, NodeError};
 use crate::mesh::discovery::DiscoveryStats;
 use crate::mesh::membership::Member;
+use crate::mesh::probe::ProbeStats;
 use crate::runtime::discovery::wall_us;
 
 impl Node {
@@ -22,6 +23,13 @@ impl Node {
     pub fn discovery_stats(&self) -> Option<DiscoveryStats> {
         let d = self.discovery.as_ref()?;
         d.hub().lock().ok().map(|d| d.stats())
+    }
+
+    /// Path prober counters (members reached through a relay, of those promoted to a direct path,
+    /// probes, promotions, fallbacks), or `None` when discovery is off.
+    pub fn path_stats(&self) -> Option<ProbeStats> {
+        let d = self.discovery.as_ref()?;
+        d.hub().path_stats.lock().ok().map(|s| *s)
     }
 
     /// Leaves the mesh: a tombstone of this node's record goes to every member it has a session

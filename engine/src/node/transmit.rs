@@ -40,6 +40,18 @@ impl Transmitter {
         to: SocketAddr,
         payload: &[u8],
     ) -> Result<(), NodeError> {
+        self.try_send_udp_via(from_port, to, payload, None)
+    }
+
+    /// [`try_send_udp`](Self::try_send_udp), the sealed datagram going to the outer address
+    /// `outer` instead of the peer's endpoint when given (a path probe).
+    pub(crate) fn try_send_udp_via(
+        &self,
+        from_port: u16,
+        to: SocketAddr,
+        payload: &[u8],
+        outer: Option<SocketAddr>,
+    ) -> Result<(), NodeError> {
         let max = self.max_datagram(to.ip());
         if payload.len() > max {
             return Err(NodeError::TooLarge {
@@ -54,13 +66,16 @@ impl Transmitter {
             .find(|a| a.is_ipv4() == to.is_ipv4())
             .ok_or(NodeError::NoMeshAddress { to })?;
         let src = SocketAddr::new(src_ip, from_port);
-        self.try_send_with(|packet| {
-            let headers = ip::udp_headers_len(&to);
-            packet
-                .get_mut(headers..headers + payload.len())?
-                .copy_from_slice(payload);
-            ip::emit_udp(packet, src, to, payload.len())
-        })
+        self.try_send_with_to(
+            |packet| {
+                let headers = ip::udp_headers_len(&to);
+                packet
+                    .get_mut(headers..headers + payload.len())?
+                    .copy_from_slice(payload);
+                ip::emit_udp(packet, src, to, payload.len())
+            },
+            outer,
+        )
     }
 
     /// Builds a packet with `fill` (which writes it at the start of the slice it gets and returns
@@ -68,6 +83,14 @@ impl Transmitter {
     pub(crate) fn try_send_with(
         &self,
         fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), NodeError> {
+        self.try_send_with_to(fill, None)
+    }
+
+    fn try_send_with_to(
+        &self,
+        fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+        outer: Option<SocketAddr>,
     ) -> Result<(), NodeError> {
         let pool = &self.pool;
         // The application's own pool: a fast sender cannot starve the shards' receive buffers.
@@ -103,12 +126,13 @@ impl Transmitter {
             }
         };
         let shard = ShardId::data((peer.0 as usize) % self.data_shards.max(1));
-        match self
-            .commander
-            .send_command(shard, Command::Send { buf, len, peer })
-        {
+        let command = match outer {
+            None => Command::Send { buf, len, peer },
+            Some(to) => Command::SendTo { buf, len, peer, to },
+        };
+        match self.commander.send_command(shard, command) {
             Ok(()) => Ok(()),
-            Err(Command::Send { buf, .. }) => {
+            Err(Command::Send { buf, .. } | Command::SendTo { buf, .. }) => {
                 pool.release(buf);
                 Err(NodeError::WouldBlock)
             }

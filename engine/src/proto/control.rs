@@ -224,6 +224,12 @@ impl ControlPlane {
         })
     }
 
+    /// Moves `peer` to `endpoint` (a socket address, or a relay path) as roaming would, for the owner
+    /// of the path choice (the mesh prober's promotion and fallback).
+    pub fn set_endpoint(&mut self, peer: PeerId, endpoint: SocketAddr) {
+        self.roam(peer, endpoint, true);
+    }
+
     /// Every peer's id, public key and allowed IPs.
     pub fn peer_keys(&self) -> impl Iterator<Item = (PeerId, PublicKey, &[AllowedIp])> + '_ {
         self.peers.iter().enumerate().filter_map(|(i, p)| {

@@ -97,6 +97,7 @@ impl ControlShard {
             // Only data shards seal or take keypairs.
             Command::Data(_) => {}
             Command::Send { buf, .. }
+            | Command::SendTo { buf, .. }
             | Command::SendFrame { buf, .. }
             | Command::Relay { buf, .. } => self.shared.release(buf),
         }
@@ -120,6 +121,9 @@ impl ControlShard {
             ControlRequest::RemovePeer(peer, reply) => {
                 let _ = reply.send(self.control.remove_peer(peer));
                 self.publish_routes();
+            }
+            ControlRequest::SetEndpoint(peer, endpoint) => {
+                self.control.set_endpoint(peer, endpoint)
             }
             ControlRequest::PeerStats(reply) => {
                 let stats = self

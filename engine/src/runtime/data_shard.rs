@@ -28,6 +28,8 @@ enum Sealed {
     Datagram,
     /// A relay frame: never framed again.
     Frame,
+    /// A path probe, to this outer address instead of the endpoint.
+    To(SocketAddr),
 }
 
 enum RelayPort<'p> {
@@ -154,7 +156,7 @@ impl DataShard {
                         if single {
                             keep = Some((packet_range, peer));
                         } else {
-                            delivered_any |= self.deliver_copy(peer, packet);
+                            delivered_any |= self.deliver_copy(peer, meta.from, packet);
                         }
                     }
                     Datagram::Consumed => {
@@ -172,6 +174,7 @@ impl DataShard {
                     buf,
                     range: packet_range,
                     peer,
+                    from: meta.from,
                 });
             }
         }
@@ -220,7 +223,7 @@ impl DataShard {
     }
 
     /// A segment of a GRO batch: copied into a buffer of its own.
-    fn deliver_copy(&self, peer: PeerId, packet: &[u8]) -> bool {
+    fn deliver_copy(&self, peer: PeerId, from: SocketAddr, packet: &[u8]) -> bool {
         let Some(pool) = self.shared.pool.get() else {
             return false;
         };
@@ -238,7 +241,12 @@ impl DataShard {
                 return false;
             }
         }
-        self.deliver(Delivery { buf, range, peer })
+        self.deliver(Delivery {
+            buf,
+            range,
+            peer,
+            from,
+        })
     }
 
     pub(crate) fn on_command(
@@ -255,6 +263,9 @@ impl DataShard {
             Command::Data(command) => self.path.handle_command(command),
             Command::Send { buf, len, peer } => {
                 self.send(ctx, now, buf, len, peer, Sealed::Datagram, tx);
+            }
+            Command::SendTo { buf, len, peer, to } => {
+                self.send(ctx, now, buf, len, peer, Sealed::To(to), tx);
             }
             Command::SendFrame { buf, len, peer } => {
                 self.send(ctx, now, buf, len, peer, Sealed::Frame, tx);
@@ -280,7 +291,7 @@ impl DataShard {
     ) {
         let counters = self.shared.data_counters.get(self.index());
         let limit = match kind {
-            Sealed::Datagram => self.path.mtu(),
+            Sealed::Datagram | Sealed::To(_) => self.path.mtu(),
             Sealed::Frame => self.path.mtu() + RELAY_OVERHEAD,
         };
         let sealed = match PacketBuf::new(buf.as_mut_slice(), len) {
@@ -310,6 +321,10 @@ impl DataShard {
         if let Some(c) = counters {
             published::add(&c.sealed, 1);
         }
+        let (to, kind) = match kind {
+            Sealed::To(to) => (to, Sealed::Datagram),
+            other => (to, other),
+        };
         self.transmit(ctx, now, buf, range, to, kind, tx);
     }
 

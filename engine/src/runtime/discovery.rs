@@ -17,10 +17,12 @@ use crate::PeerId;
 use crate::config::{AllowedIp, PeerConfig};
 use crate::event::Event;
 use crate::mesh::discovery::{Action, Discovery};
+use crate::mesh::probe::{ProbeConfig, ProbeStats};
 use crate::node::NodeError;
 use crate::node::transmit::Transmitter;
 use crate::proto::ip;
-use crate::proto::path::is_relayed;
+use crate::proto::path::{self, is_relayed};
+use crate::runtime::paths::PathDriver;
 use crate::runtime::{ControlRequest, Shared};
 
 /// How long the driver sleeps at most with nothing to do.
@@ -36,6 +38,8 @@ pub(crate) struct DiscoveryHub {
     discovery: Mutex<Discovery>,
     mesh_psk: PresharedKey,
     stop: AtomicBool,
+    /// The path prober's counters, refreshed every turn.
+    pub(crate) path_stats: Mutex<ProbeStats>,
 }
 
 impl DiscoveryHub {
@@ -44,6 +48,7 @@ impl DiscoveryHub {
             discovery: Mutex::new(discovery),
             mesh_psk,
             stop: AtomicBool::new(false),
+            path_stats: Mutex::new(ProbeStats::default()),
         }
     }
 
@@ -72,8 +77,29 @@ impl DiscoveryDriver {
         shared: Arc<Shared>,
         tx: Transmitter,
         configured: Vec<(PeerId, PublicKey)>,
+        listen: Vec<SocketAddr>,
     ) -> std::io::Result<DiscoveryDriver> {
         let (h, s) = (hub.clone(), shared.clone());
+        let (own, max_members) = {
+            let d = hub
+                .discovery
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?;
+            let own: Vec<SocketAddr> = d
+                .own_record()
+                .endpoints
+                .iter()
+                .copied()
+                .chain(listen)
+                .collect();
+            (own, d.max_members())
+        };
+        let paths = PathDriver::new(
+            ProbeConfig::default(),
+            max_members,
+            own,
+            shared.relay_config.port,
+        );
         let thread = std::thread::Builder::new()
             .name("pnet-discovery".into())
             .spawn(move || {
@@ -85,6 +111,8 @@ impl DiscoveryDriver {
                     ids: configured.iter().map(|(id, k)| (*k, *id)).collect(),
                     next_observe: Instant::now(),
                     last_refresh: Instant::now(),
+                    paths,
+                    endpoints: HashMap::new(),
                 };
                 driver.run();
             })?;
@@ -119,6 +147,9 @@ struct Driver<'a> {
     ids: HashMap<PublicKey, PeerId>,
     next_observe: Instant,
     last_refresh: Instant,
+    paths: PathDriver,
+    /// Each peer's endpoint when last observed.
+    endpoints: HashMap<PublicKey, SocketAddr>,
 }
 
 impl Driver<'_> {
@@ -190,6 +221,26 @@ impl Driver<'_> {
                 }
                 self.shared.push_event(e);
             }
+            let path_deliveries: Vec<_> = std::iter::from_fn(|| self.shared.path_deliveries.pop())
+                .map(|d| {
+                    let from = self.key_of(d.peer);
+                    (d, from)
+                })
+                .collect();
+            let hub = self.hub;
+            let ids = &self.ids;
+            let next_probe = self.paths.turn(
+                now,
+                self.shared,
+                self.tx,
+                path_deliveries,
+                &|k| ids.get(k).copied(),
+                &|k| hub.discovery.lock().ok().and_then(|d| d.address_of(k)),
+            );
+            if let Ok(mut st) = self.hub.path_stats.lock() {
+                *st = self.paths.stats();
+            }
+            let next = next_probe.map_or(next, |p| p.min(next));
             let wait = next
                 .saturating_duration_since(Instant::now())
                 .min(IDLE_WAIT)
@@ -225,6 +276,10 @@ impl Driver<'_> {
             if stats.last_handshake.is_some() && stats.endpoint.is_some_and(|e| !is_relayed(&e)) {
                 direct.insert(stats.public_key);
             }
+            match stats.endpoint {
+                Some(e) => self.endpoints.insert(stats.public_key, e),
+                None => self.endpoints.remove(&stats.public_key),
+            };
             d.set_observed(stats.public_key, stats.endpoint);
         }
         // Frames for a member we do not reach directly go to the neighbour that vouched for its
@@ -252,10 +307,27 @@ impl Driver<'_> {
                 key,
                 allowed_ips,
                 endpoint,
+                vouched_by,
+                candidates,
             } => {
                 let mut config = self.member_config(key, allowed_ips);
-                if let Some(e) = endpoint {
-                    config = config.endpoint(e);
+                // Learned through a neighbour we reach directly: start through it (a path that
+                // works whatever the underlay between us), and promote once a probe succeeds.
+                if !self.endpoints.contains_key(&vouched_by) {
+                    self.observe();
+                }
+                let relay = (vouched_by != key)
+                    .then(|| self.ids.get(&vouched_by).copied())
+                    .flatten()
+                    .filter(|_| {
+                        self.endpoints
+                            .get(&vouched_by)
+                            .is_some_and(|e| !is_relayed(e))
+                    });
+                match (relay, endpoint) {
+                    (Some(relay), _) => config = config.endpoint(path::via(relay)),
+                    (None, Some(e)) => config = config.endpoint(e),
+                    (None, None) => {}
                 }
                 match self
                     .tx
@@ -264,6 +336,10 @@ impl Driver<'_> {
                     Ok(Ok(id)) => {
                         self.keys.insert(id, key);
                         self.ids.insert(key, id);
+                        if relay.is_some() {
+                            self.paths
+                                .track(Instant::now(), key, vouched_by, &candidates);
+                        }
                         // Handshake now: the pair talks directly from here on.
                         let _ = self.tx.tell(ControlRequest::Connect(id));
                     }
@@ -286,6 +362,7 @@ impl Driver<'_> {
                     .ask(|reply| ControlRequest::UpdatePeer(id, Box::new(config), reply));
             }
             Action::Forget { key } => {
+                self.paths.forget(&key);
                 if let Some(id) = self.ids.remove(&key) {
                     self.keys.remove(&id);
                     let _ = self.tx.ask(|reply| ControlRequest::RemovePeer(id, reply));

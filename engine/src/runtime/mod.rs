@@ -8,6 +8,7 @@ pub(crate) mod channels;
 mod control_shard;
 mod data_shard;
 pub(crate) mod discovery;
+pub(crate) mod paths;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +61,14 @@ pub(crate) enum Command {
     Notice(DataNotice),
     /// Application → data shard: seal `buf[range]` (an IP packet at the headroom) for `peer` and send.
     Send { buf: Buf, len: usize, peer: PeerId },
+    /// Application → data shard: as `Send`, but to the outer address `to` instead of the peer's
+    /// endpoint (a path probe; a packet that waits for a handshake goes to the endpoint after all).
+    SendTo {
+        buf: Buf,
+        len: usize,
+        peer: PeerId,
+        to: std::net::SocketAddr,
+    },
     /// Data shard → data shard: seal the relay frame packet at the headroom for `peer` (the next hop,
     /// which this shard owns) and send.
     SendFrame { buf: Buf, len: usize, peer: PeerId },
@@ -89,6 +98,8 @@ pub(crate) enum ControlRequest {
         std::sync::mpsc::SyncSender<Result<(), ConfigError>>,
     ),
     RemovePeer(PeerId, std::sync::mpsc::SyncSender<bool>),
+    /// Reach the peer at this endpoint (a socket address or a relay path) from now on.
+    SetEndpoint(PeerId, std::net::SocketAddr),
     PeerStats(std::sync::mpsc::SyncSender<Vec<(PeerId, PeerStats)>>),
 }
 
@@ -98,6 +109,8 @@ pub(crate) struct Delivery {
     pub(crate) buf: Buf,
     pub(crate) range: Range<usize>,
     pub(crate) peer: PeerId,
+    /// Where the outer datagram came from (a socket address, or a relay path).
+    pub(crate) from: std::net::SocketAddr,
 }
 
 /// An event with the wall-clock time it happened.
@@ -346,7 +359,14 @@ impl Shared {
         } else if Some(port) == self.discovery_port {
             Some((&self.discovery_deliveries, &self.discovery_wake))
         } else if port == self.relay_config.port {
-            Some((&self.path_deliveries, &self.path_wake))
+            // The path prober runs in the discovery driver; without discovery nobody reads them and
+            // the bounded queue drops them.
+            let wake = if self.discovery_port.is_some() {
+                &self.discovery_wake
+            } else {
+                &self.path_wake
+            };
+            Some((&self.path_deliveries, wake))
         } else {
             None
         }

@@ -26,6 +26,22 @@
 //! | 3 | 1 | reserved | zero |
 //! | 4 | 32 | `member` | the member the candidates lead to |
 //! | 36 | … | candidates | each: source (1 known route, 2 reflexive, 3 advertised), family (4 or 6), 4 or 16 address bytes, port (2) |
+//!
+//! # Probe and probe answer (`kind` 3 and 4)
+//!
+//! Sent inside the end-to-end session of the two members, but to an explicit candidate address
+//! instead of the session's endpoint: an answer is proof, authenticated by that session, that the
+//! path works.
+//!
+//! | offset | size | field | meaning |
+//! |---:|---:|---|---|
+//! | 0 | 1 | `version` | 1 |
+//! | 1 | 1 | `kind` | 3 `PROBE` or 4 `PROBE_ACK` |
+//! | 2 | 2 | reserved | zero |
+//! | 4 | 8 | `nonce` | chosen by the prober, echoed by the answer (big-endian) |
+//! | 12 | 1 | `family` | 4 or 6 |
+//! | 13 | 4 or 16 | `address` | probe: where it was sent; answer: where the probe came from (the prober's reflexive endpoint) |
+//! | … | 2 | `port` | of that address |
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -46,6 +62,91 @@ pub const MAX_RELAY_PAYLOAD: usize = 1500;
 pub const MAX_CANDIDATES: usize = 8;
 /// Bytes before the first candidate.
 pub const CANDIDATES_HEADER_LEN: usize = 36;
+/// `PROBE`.
+pub const KIND_PROBE: u8 = 3;
+/// `PROBE_ACK`.
+pub const KIND_PROBE_ACK: u8 = 4;
+/// The longest probe message (an IPv6 address).
+pub const MAX_PROBE_LEN: usize = 13 + 16 + 2;
+
+/// A probe or its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeMessage {
+    /// An answer (`PROBE_ACK`) rather than a probe.
+    pub ack: bool,
+    /// The prober's nonce.
+    pub nonce: u64,
+    /// Probe: the address it was sent to; answer: the address the probe came from.
+    pub address: SocketAddr,
+}
+
+impl ProbeMessage {
+    /// Writes the message; returns its length, or `None` if `out` is short.
+    pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
+        let kind = if self.ack { KIND_PROBE_ACK } else { KIND_PROBE };
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| -> Option<()> {
+            out.get_mut(at..at + bytes.len())?.copy_from_slice(bytes);
+            at += bytes.len();
+            Some(())
+        };
+        put(&[VERSION, kind, 0, 0])?;
+        put(&self.nonce.to_be_bytes())?;
+        match self.address.ip() {
+            IpAddr::V4(a) => {
+                put(&[4])?;
+                put(&a.octets())?;
+            }
+            IpAddr::V6(a) => {
+                put(&[6])?;
+                put(&a.octets())?;
+            }
+        }
+        put(&self.address.port().to_be_bytes())?;
+        Some(at)
+    }
+
+    /// Reads a probe or an answer; nothing may follow it.
+    ///
+    /// # Errors
+    /// [`WireError`] for a short, foreign-version or malformed message.
+    pub fn decode(bytes: &[u8]) -> Result<ProbeMessage, WireError> {
+        let Some((header, rest)) = bytes.split_first_chunk::<13>() else {
+            return Err(WireError::Truncated);
+        };
+        let ack = match relay_kind(header)? {
+            KIND_PROBE => false,
+            KIND_PROBE_ACK => true,
+            _ => return Err(WireError::Malformed),
+        };
+        let [_, _, r0, r1, n @ .., family] = *header;
+        if r0 != 0 || r1 != 0 {
+            return Err(WireError::Malformed);
+        }
+        let nonce = u64::from_be_bytes(n);
+        let (ip, rest) = match family {
+            4 => rest
+                .split_first_chunk::<4>()
+                .map(|(a, r)| (IpAddr::V4(Ipv4Addr::from(*a)), r)),
+            6 => rest
+                .split_first_chunk::<16>()
+                .map(|(a, r)| (IpAddr::V6(Ipv6Addr::from(*a)), r)),
+            _ => return Err(WireError::Malformed),
+        }
+        .ok_or(WireError::Truncated)?;
+        let Some((port, rest)) = rest.split_first_chunk::<2>() else {
+            return Err(WireError::Truncated);
+        };
+        if !rest.is_empty() {
+            return Err(WireError::Malformed);
+        }
+        Ok(ProbeMessage {
+            ack,
+            nonce,
+            address: SocketAddr::new(ip, u16::from_be_bytes(*port)),
+        })
+    }
+}
 
 /// A decoded relay frame, borrowing its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

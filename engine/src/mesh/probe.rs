@@ -1,0 +1,465 @@
+//! Paths between members that talk through a relay: probing the candidates of the far member,
+//! promotion to a direct path once an authenticated probe succeeds over it, and fallback to the relay
+//! when the direct path stops answering. Sans-I/O: messages, time and session facts in; probes to send,
+//! endpoint changes and events out.
+//!
+//! A probe is a [`ProbeMessage`] inside the two members' own end-to-end session, sent to one candidate
+//! address instead of the session's endpoint; the member answers to the address the probe came from.
+//! Only the session can produce either, so an answer that arrives from a socket address (not through a
+//! relay) proves that address works both ways. Then:
+//!
+//! - **Promotion.** The prober sets the member's endpoint to the address the answer came from (the
+//!   member's own data path has already roamed to us when our probe reached it directly). A probe of
+//!   the member's that reaches us directly promotes the same way: it too is an authenticated probe
+//!   that succeeded over that path.
+//! - **Staying direct.** Every probe interval (1 s by default) one probe goes to the direct endpoint;
+//!   an answer, or a probe from the member arriving directly, keeps the path alive.
+//! - **Fallback.** When nothing has kept it alive for `misses` intervals (3), the member's endpoint goes
+//!   back to the relay path, and probing of the candidates starts again.
+//!
+//! A probe that has to wait for a handshake goes through the relay, and its answer comes back through
+//! it: that proves nothing and is ignored. Outstanding probes, candidates and members are bounded.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pnet_mesh_crypto::PublicKey;
+
+use crate::config::ConfigError;
+use crate::event::Event;
+use crate::mesh::candidate::{CandidateSource, Candidates};
+use crate::mesh::wire::relay::ProbeMessage;
+use crate::proto::path::is_relayed;
+
+/// Probes waiting for an answer per member at most; the oldest makes room.
+const MAX_OUTSTANDING: usize = 16;
+/// Our own reflexive endpoints kept (what members saw our probes come from).
+const MAX_OWN_REFLEXIVE: usize = 4;
+/// Outputs waiting at most; more are dropped and counted.
+const MAX_QUEUED: usize = 1024;
+
+/// Settings of path probing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProbeConfig {
+    /// How often each member's candidates, or its direct endpoint, are probed (default 1 s).
+    pub interval: Duration,
+    /// Intervals without an answer after which a direct path falls back to the relay (default 3).
+    pub misses: u32,
+    /// Candidates probed per member per interval at most (default 4).
+    pub candidates_per_interval: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            interval: Duration::from_secs(1),
+            misses: 3,
+            candidates_per_interval: 4,
+        }
+    }
+}
+
+impl ProbeConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the field and the value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval < Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                "probe.interval",
+                format!("{:?}", self.interval),
+                "must be at least 10 ms",
+            ));
+        }
+        if self.misses == 0 {
+            return Err(ConfigError::invalid(
+                "probe.misses",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if self.candidates_per_interval == 0 {
+            return Err(ConfigError::invalid(
+                "probe.candidates_per_interval",
+                0,
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A probe or an answer to send to `member` (inside its session), at `to` instead of its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeTransmit {
+    /// The member.
+    pub member: PublicKey,
+    /// The outer destination.
+    pub to: SocketAddr,
+    /// The message.
+    pub message: ProbeMessage,
+}
+
+/// A change the node must make to a member's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathAction {
+    /// Reach `member` at `endpoint` (promoted).
+    UseDirect {
+        /// The member.
+        member: PublicKey,
+        /// The socket address that answered.
+        endpoint: SocketAddr,
+    },
+    /// Reach `member` through `relay` again (fallback).
+    UseRelay {
+        /// The member.
+        member: PublicKey,
+        /// The relay member.
+        relay: PublicKey,
+    },
+}
+
+/// Counters of the prober.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProbeStats {
+    /// Members whose path is tracked.
+    pub members: usize,
+    /// Of those, reached directly now.
+    pub direct: usize,
+    /// Probes sent.
+    pub probes_sent: u64,
+    /// Answers that proved a direct path.
+    pub answers: u64,
+    /// Answers or probes that came through a relay, or answered nothing outstanding.
+    pub ignored: u64,
+    /// Promotions to a direct path.
+    pub promotions: u64,
+    /// Fallbacks to the relay.
+    pub fallbacks: u64,
+    /// Outputs lost to a full queue.
+    pub outputs_dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    nonce: u64,
+}
+
+#[derive(Debug)]
+struct MemberPath {
+    relay: PublicKey,
+    candidates: Candidates,
+    direct: Option<SocketAddr>,
+    /// The last proof that the direct path works (an answer, or the member's probe arriving on it).
+    alive: Instant,
+    outstanding: VecDeque<Outstanding>,
+    next_probe: Instant,
+}
+
+/// The paths of every member this node reaches through a relay.
+#[derive(Debug)]
+pub struct PathProber {
+    config: ProbeConfig,
+    paths: HashMap<PublicKey, MemberPath>,
+    max_members: usize,
+    nonce: u64,
+    own_reflexive: VecDeque<SocketAddr>,
+    transmits: VecDeque<ProbeTransmit>,
+    actions: VecDeque<PathAction>,
+    events: VecDeque<Event>,
+    stats: ProbeStats,
+}
+
+impl PathProber {
+    /// A prober with `config` for at most `max_members` members; `seed` starts the nonces (any value
+    /// nobody can guess: the nonce only pairs an answer with its probe inside an authenticated
+    /// session).
+    pub fn new(config: ProbeConfig, max_members: usize, seed: u64) -> Self {
+        PathProber {
+            config,
+            paths: HashMap::new(),
+            max_members,
+            nonce: seed,
+            own_reflexive: VecDeque::new(),
+            transmits: VecDeque::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: ProbeStats::default(),
+        }
+    }
+
+    /// `member` is reached through `relay` (admitted so, or its relay changed): probe its
+    /// candidates from now on.
+    pub fn track(&mut self, now: Instant, member: PublicKey, relay: PublicKey) {
+        if let Some(p) = self.paths.get_mut(&member) {
+            if p.relay != relay {
+                p.relay = relay;
+                self.event(Event::RelayChosen { member, relay });
+            }
+            return;
+        }
+        if self.paths.len() >= self.max_members {
+            self.stats.outputs_dropped += 1;
+            return;
+        }
+        self.paths.insert(
+            member,
+            MemberPath {
+                relay,
+                candidates: Candidates::new(),
+                direct: None,
+                alive: now,
+                outstanding: VecDeque::new(),
+                next_probe: now,
+            },
+        );
+        self.event(Event::RelayChosen { member, relay });
+    }
+
+    /// Stops tracking `member` (it left, or became a configured direct peer).
+    pub fn forget(&mut self, member: &PublicKey) {
+        self.paths.remove(member);
+    }
+
+    /// Offers a candidate address of `member` (from its record, another member's observation, or its
+    /// candidate message). Relay paths and unspecified addresses are not candidates.
+    pub fn offer(
+        &mut self,
+        now: Instant,
+        member: &PublicKey,
+        addr: SocketAddr,
+        source: CandidateSource,
+    ) {
+        if is_relayed(&addr) || addr.ip().is_unspecified() || addr.port() == 0 {
+            return;
+        }
+        if let Some(p) = self.paths.get_mut(member) {
+            p.candidates.offer(now, addr, source);
+        }
+    }
+
+    /// The direct endpoint of `member`, if promoted.
+    pub fn direct(&self, member: &PublicKey) -> Option<SocketAddr> {
+        self.paths.get(member).and_then(|p| p.direct)
+    }
+
+    /// Every member whose path is tracked.
+    pub fn tracked(&self) -> impl Iterator<Item = PublicKey> + '_ {
+        self.paths.keys().copied()
+    }
+
+    /// Whether `member`'s path is tracked.
+    pub fn is_tracked(&self, member: &PublicKey) -> bool {
+        self.paths.contains_key(member)
+    }
+
+    /// The relay of `member`.
+    pub fn relay_of(&self, member: &PublicKey) -> Option<PublicKey> {
+        self.paths.get(member).map(|p| p.relay)
+    }
+
+    /// Where members saw our probes come from: our reflexive endpoints, newest first.
+    pub fn own_reflexive(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.own_reflexive.iter().copied()
+    }
+
+    /// The candidates held for `member`.
+    pub fn candidates(&self, member: &PublicKey) -> Vec<(CandidateSource, SocketAddr)> {
+        self.paths.get(member).map_or_else(Vec::new, |p| {
+            p.candidates.iter().map(|c| (c.source, c.addr)).collect()
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ProbeStats {
+        ProbeStats {
+            members: self.paths.len(),
+            direct: self.paths.values().filter(|p| p.direct.is_some()).count(),
+            ..self.stats
+        }
+    }
+
+    /// A probe message from `member`'s session that arrived from `outer_from` (a socket address, or
+    /// a relay path).
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        member: PublicKey,
+        outer_from: SocketAddr,
+        message: &ProbeMessage,
+    ) {
+        let relayed = is_relayed(&outer_from);
+        if !message.ack {
+            // Answer where it came from: the member learns whether that way works.
+            self.transmit(ProbeTransmit {
+                member,
+                to: outer_from,
+                message: ProbeMessage {
+                    ack: true,
+                    nonce: message.nonce,
+                    address: outer_from,
+                },
+            });
+            if relayed {
+                return;
+            }
+            // The member's probe reached us directly, inside its session: that path works, and our
+            // data path has roamed there already. Promote (or keep alive) as for an answer.
+            let Some(p) = self.paths.get_mut(&member) else {
+                return;
+            };
+            p.candidates
+                .offer(now, outer_from, CandidateSource::KnownRoute);
+            p.alive = now;
+            if p.direct != Some(outer_from) {
+                p.direct = Some(outer_from);
+                self.promoted(member, outer_from);
+            }
+            return;
+        }
+        let Some(p) = self.paths.get_mut(&member) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        let Some(at) = p.outstanding.iter().position(|o| o.nonce == message.nonce) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        let probe = p.outstanding.remove(at);
+        if relayed || probe.is_none() {
+            self.stats.ignored += 1;
+            return;
+        }
+        self.stats.answers += 1;
+        p.alive = now;
+        p.candidates
+            .offer(now, outer_from, CandidateSource::KnownRoute);
+        let promoted = p.direct != Some(outer_from);
+        p.direct = Some(outer_from);
+        if !is_relayed(&message.address) && !self.own_reflexive.contains(&message.address) {
+            if self.own_reflexive.len() >= MAX_OWN_REFLEXIVE {
+                self.own_reflexive.pop_back();
+            }
+            self.own_reflexive.push_front(message.address);
+        }
+        if promoted {
+            self.promoted(member, outer_from);
+        }
+    }
+
+    fn promoted(&mut self, member: PublicKey, endpoint: SocketAddr) {
+        self.stats.promotions += 1;
+        self.action(PathAction::UseDirect { member, endpoint });
+        self.event(Event::PathPromoted { member, endpoint });
+    }
+
+    /// Runs the timers: fallback of paths that stopped answering, then this interval's probes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let interval = self.config.interval;
+        let dead_after = interval * self.config.misses;
+        let mut out = Vec::new();
+        let mut fell_back = Vec::new();
+        for (member, p) in &mut self.paths {
+            if p.next_probe > now {
+                continue;
+            }
+            p.next_probe = now + interval;
+            if p.direct.is_some() && now.saturating_duration_since(p.alive) >= dead_after {
+                p.direct = None;
+                p.outstanding.clear();
+                fell_back.push((*member, p.relay));
+            }
+            let targets: Vec<SocketAddr> = match p.direct {
+                Some(d) => vec![d],
+                None => {
+                    let mut all: Vec<_> = p.candidates.iter().copied().collect();
+                    all.sort_by_key(|c| (c.source, std::cmp::Reverse(c.learned)));
+                    all.into_iter()
+                        .take(self.config.candidates_per_interval)
+                        .map(|c| c.addr)
+                        .collect()
+                }
+            };
+            for to in targets {
+                self.nonce = self
+                    .nonce
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let nonce = self.nonce;
+                if p.outstanding.len() >= MAX_OUTSTANDING {
+                    p.outstanding.pop_front();
+                }
+                p.outstanding.push_back(Outstanding { nonce });
+                out.push(ProbeTransmit {
+                    member: *member,
+                    to,
+                    message: ProbeMessage {
+                        ack: false,
+                        nonce,
+                        address: to,
+                    },
+                });
+            }
+        }
+        for (member, relay) in fell_back {
+            self.stats.fallbacks += 1;
+            self.action(PathAction::UseRelay { member, relay });
+            self.event(Event::PathFellBack { member, relay });
+        }
+        self.stats.probes_sent += out.len() as u64;
+        for t in out {
+            self.transmit(t);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) has work next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.paths.values().map(|p| p.next_probe).min()
+    }
+
+    /// The next probe or answer to send.
+    pub fn poll_transmit(&mut self) -> Option<ProbeTransmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next endpoint change.
+    pub fn poll_action(&mut self) -> Option<PathAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next path event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn transmit(&mut self, t: ProbeTransmit) {
+        if self.transmits.len() >= MAX_QUEUED {
+            self.stats.outputs_dropped += 1;
+        } else {
+            self.transmits.push_back(t);
+        }
+    }
+
+    fn action(&mut self, a: PathAction) {
+        if self.actions.len() >= MAX_QUEUED {
+            self.stats.outputs_dropped += 1;
+        } else {
+            self.actions.push_back(a);
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        if self.events.len() >= MAX_QUEUED {
+            self.stats.outputs_dropped += 1;
+        } else {
+            self.events.push_back(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
