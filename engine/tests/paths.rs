@@ -41,75 +41,93 @@ fn run(args: &[&str]) {
     );
 }
 
-/// Namespaces `<id>a`, `<id>r`, `<id>b`: A 10.201.1.2 — R 10.201.1.1 | 10.201.2.1 — B 10.201.2.2;
-/// removed on drop.
+/// Namespaces in a chain, `<id><name>` each, joined by veth pairs: link `k` (from 1) joins the
+/// `k`-th and `k+1`-th namespace, the left end at 10.`net`.`k`.1/24, the right end at .2. Nothing
+/// is routed beyond a link unless a test adds it. Removed on drop.
 struct Lab {
     id: String,
+    names: Vec<&'static str>,
+    net: u8,
     _lock: support::wg_go::MachineLock,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    fn chain(net: u8, names: &[&'static str]) -> Lab {
         if let Err(missing) = support::wg_go::require_root_and_tools() {
             panic!("this test creates network namespaces and veth pairs: {missing}");
         }
         let lock = support::wg_go::machine_lock();
         let id = format!("pm{}{:04x}", std::process::id() % 100_000, rand_u16());
-        let lab = Lab { id, _lock: lock };
-        let (a, r, b) = (lab.ns("a"), lab.ns("r"), lab.ns("b"));
-        for ns in [&a, &r, &b] {
-            run(&["ip", "netns", "add", ns]);
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        let lab = Lab {
+            id,
+            names: names.to_vec(),
+            net,
+            _lock: lock,
+        };
+        for name in names {
+            let ns = lab.ns(name);
+            run(&["ip", "netns", "add", &ns]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         }
-        for (side, ns, subnet) in [("a", &a, 1), ("b", &b, 2)] {
-            let (outer, inner) = (format!("{}{side}", lab.id), format!("{}r{side}", lab.id));
+        for (k, pair) in names.windows(2).enumerate() {
+            let link = k as u8 + 1;
+            let (left, right) = (lab.ns(pair[0]), lab.ns(pair[1]));
+            let (l_if, r_if) = (format!("{}l{link}", lab.id), format!("{}r{link}", lab.id));
             run(&[
-                "ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+                "ip", "link", "add", &l_if, "type", "veth", "peer", "name", &r_if,
             ]);
-            run(&["ip", "link", "set", &outer, "netns", ns]);
-            run(&["ip", "link", "set", &inner, "netns", &r]);
-            let host = format!("10.201.{subnet}.2/24");
-            let gateway = format!("10.201.{subnet}.1");
-            run(&["ip", "-n", ns, "addr", "add", &host, "dev", &outer]);
-            run(&["ip", "-n", ns, "link", "set", &outer, "up"]);
-            run(&["ip", "-n", ns, "route", "add", "default", "via", &gateway]);
-            run(&[
-                "ip",
-                "-n",
-                &r,
-                "addr",
-                "add",
-                &format!("{gateway}/24"),
-                "dev",
-                &inner,
-            ]);
-            run(&["ip", "-n", &r, "link", "set", &inner, "up"]);
+            for (ns, ifname, host) in [(&left, &l_if, 1), (&right, &r_if, 2)] {
+                run(&["ip", "link", "set", ifname, "netns", ns]);
+                let addr = format!("10.{net}.{link}.{host}/24");
+                run(&["ip", "-n", ns, "addr", "add", &addr, "dev", ifname]);
+                run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
+            }
         }
-        lab.set_forwarding(false);
         lab
     }
 
-    fn ns(&self, which: &str) -> String {
-        format!("{}{which}", self.id)
+    fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.id)
     }
 
-    /// Opens or cuts the underlay between A and B (R's namespace routing between its links).
-    fn set_forwarding(&self, on: bool) {
+    /// The address of namespace `name` on link `link`.
+    fn addr(&self, name: &str, link: u8) -> std::net::Ipv4Addr {
+        let k = self.names.iter().position(|n| *n == name).unwrap() as u8;
+        let host = if k + 1 == link { 1 } else { 2 };
+        std::net::Ipv4Addr::new(10, self.net, link, host)
+    }
+
+    /// A default route in namespace `name` via `gateway`.
+    fn default_route(&self, name: &str, gateway: std::net::Ipv4Addr) {
+        run(&[
+            "ip",
+            "-n",
+            &self.ns(name),
+            "route",
+            "add",
+            "default",
+            "via",
+            &gateway.to_string(),
+        ]);
+    }
+
+    /// Opens or cuts IP forwarding in namespace `name`.
+    fn set_forwarding(&self, name: &str, on: bool) {
         let value = format!("net.ipv4.ip_forward={}", u8::from(on));
         run(&[
             "ip",
             "netns",
             "exec",
-            &self.ns("r"),
+            &self.ns(name),
             "sysctl",
             "-qw",
             &value,
         ]);
     }
 
-    /// Starts a node on a thread that entered namespace `which`.
-    fn node(&self, which: &str, build: impl FnOnce() -> Node + Send) -> Node {
-        let path = format!("/run/netns/{}", self.ns(which));
+    /// Starts a node on a thread that entered namespace `name`.
+    fn node(&self, name: &str, build: impl FnOnce() -> Node + Send) -> Node {
+        let path = format!("/run/netns/{}", self.ns(name));
         std::thread::scope(|s| {
             s.spawn(|| {
                 let ns = File::open(&path).expect("open the namespace");
@@ -127,9 +145,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for which in ["a", "r", "b"] {
+        for name in &self.names {
             let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(which)])
+                .args(["netns", "del", &self.ns(name)])
                 .status();
         }
     }
@@ -218,14 +236,31 @@ fn wait_event(node: &Node, seen: &mut Vec<Event>, event: Event) {
 
 #[test]
 fn relay_assisted_endpoint_discovery_promotes_direct_after_authenticated_probe() {
-    let lab = Lab::new();
+    // A —(link 1)— R —(link 2)— B; R routes between its links only while forwarding is on.
+    let lab = Lab::chain(201, &["a", "r", "b"]);
+    lab.default_route("a", lab.addr("r", 1));
+    lab.default_route("b", lab.addr("r", 2));
+    lab.set_forwarding("r", false);
     let (a_key, r_key, b_key) = (key(71), key(72), key(73));
     let (a_pub, r_pub, b_pub) = (a_key.public_key(), r_key.public_key(), b_key.public_key());
     let r = lab.node("r", node(&r_key, 2, &[(a_pub, 1, None), (b_pub, 3, None)]));
     let r_port = r.local_addrs()[0].port();
-    let at_r = |subnet: u8| SocketAddr::from(([10, 201, subnet, 1], r_port));
-    let a = lab.node("a", node(&a_key, 1, &[(r_pub, 2, Some(at_r(1)))]));
-    let b = lab.node("b", node(&b_key, 3, &[(r_pub, 2, Some(at_r(2)))]));
+    let a = lab.node(
+        "a",
+        node(
+            &a_key,
+            1,
+            &[(r_pub, 2, Some((lab.addr("r", 1), r_port).into()))],
+        ),
+    );
+    let b = lab.node(
+        "b",
+        node(
+            &b_key,
+            3,
+            &[(r_pub, 2, Some((lab.addr("r", 2), r_port).into()))],
+        ),
+    );
 
     // Each knows only R; discovery teaches them each other, through R, which vouches.
     for (n, other) in [(&a, b_pub), (&b, a_pub)] {
@@ -273,10 +308,23 @@ fn relay_assisted_endpoint_discovery_promotes_direct_after_authenticated_probe()
     );
     assert!(is_relayed(&endpoint_of(&a, &b_pub).unwrap()));
 
+    // The relay holds sessions with A and B only: nothing of the pair's own session.
+    let mut r_peers: Vec<PublicKey> = r
+        .peer_stats()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.public_key)
+        .collect();
+    r_peers.sort_by_key(|k| *k.as_bytes());
+    let mut pair = vec![a_pub, b_pub];
+    pair.sort_by_key(|k| *k.as_bytes());
+    assert_eq!(r_peers, pair);
+    assert!(r.relay_stats().forwarded >= 2);
+
     // Open the underlay: the next probe is answered, and only then both go direct.
-    lab.set_forwarding(true);
-    let b_direct = SocketAddr::from(([10, 201, 2, 2], b.local_addrs()[0].port()));
-    let a_direct = SocketAddr::from(([10, 201, 1, 2], a.local_addrs()[0].port()));
+    lab.set_forwarding("r", true);
+    let b_direct = SocketAddr::from((lab.addr("b", 2), b.local_addrs()[0].port()));
+    let a_direct = SocketAddr::from((lab.addr("a", 1), a.local_addrs()[0].port()));
     let took = wait_until(
         "A to be promoted to B's direct endpoint",
         Duration::from_secs(5),
@@ -304,7 +352,7 @@ fn relay_assisted_endpoint_discovery_promotes_direct_after_authenticated_probe()
     );
 
     // Cut it again: within three probe intervals the pair is back on the relay.
-    lab.set_forwarding(false);
+    lab.set_forwarding("r", false);
     let cut = Instant::now();
     let fell_back = wait_until(
         "A to fall back to the relay",
@@ -334,4 +382,81 @@ fn relay_assisted_endpoint_discovery_promotes_direct_after_authenticated_probe()
     let stats = a.path_stats().unwrap();
     assert_eq!((stats.promotions, stats.fallbacks), (1, 1), "{stats:?}");
     let _ = cut;
+}
+
+#[test]
+fn a_multi_hop_route_learned_from_members_crosses_three_separated_segments() {
+    // A —(1)— R1 —(2)— R2 —(3)— B, nothing routed beyond a link: A and B learn each other through
+    // the relays and reach each other only through both of them.
+    let lab = Lab::chain(202, &["a", "r1", "r2", "b"]);
+    let keys: Vec<PrivateKey> = (81..85).map(key).collect();
+    let pubs: Vec<PublicKey> = keys.iter().map(PrivateKey::public_key).collect();
+    let [a_pub, r1_pub, r2_pub, b_pub] = pubs[..] else {
+        unreachable!()
+    };
+    let r2 = lab.node(
+        "r2",
+        node(&keys[2], 3, &[(r1_pub, 2, None), (b_pub, 4, None)]),
+    );
+    let port = |n: &Node| n.local_addrs()[0].port();
+    let r1 = lab.node(
+        "r1",
+        node(
+            &keys[1],
+            2,
+            &[
+                (a_pub, 1, None),
+                (r2_pub, 3, Some((lab.addr("r2", 2), port(&r2)).into())),
+            ],
+        ),
+    );
+    let a = lab.node(
+        "a",
+        node(
+            &keys[0],
+            1,
+            &[(r1_pub, 2, Some((lab.addr("r1", 1), port(&r1)).into()))],
+        ),
+    );
+    let b = lab.node(
+        "b",
+        node(
+            &keys[3],
+            4,
+            &[(r2_pub, 3, Some((lab.addr("r2", 3), port(&r2)).into()))],
+        ),
+    );
+    for (n, other) in [(&a, b_pub), (&b, a_pub)] {
+        wait_until(
+            "the far members to learn each other",
+            Duration::from_secs(15),
+            || {
+                n.members()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.record.public_key == other)
+            },
+        );
+    }
+    exchange(&a, &b, mesh(4), b"across three segments");
+    exchange(&b, &a, mesh(1), b"and back across them");
+    for i in 0..10u32 {
+        exchange(&a, &b, mesh(4), format!("#{i}").as_bytes());
+    }
+    // Each end reaches the other through its own relay; each relay forwarded, none refused.
+    assert!(is_relayed(&endpoint_of(&a, &b_pub).unwrap()));
+    assert!(is_relayed(&endpoint_of(&b, &a_pub).unwrap()));
+    for (relay, name) in [(&r1, "R1"), (&r2, "R2")] {
+        let s = relay.relay_stats();
+        assert!(s.forwarded >= 12, "{name} forwarded the exchange: {s:?}");
+        println!("{name}: {s:?}");
+    }
+    // A frame from A to B went two relay hops: each one's hop limit was spent on the way, which
+    // the relays' counters show as forwarded frames, not drops of a circulating packet.
+    assert_eq!(
+        r1.relay_stats()
+            .drops
+            .get(pnet_mesh::mesh::relay::RelayDrop::HopLimit),
+        0
+    );
 }
