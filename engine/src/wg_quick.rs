@@ -15,6 +15,7 @@
 //! Endpoint = wg.example.net:51820   # an address, [v6]:port, or a host name resolved at start
 //! AllowedIPs = 10.0.0.2/32, fd00::2/128
 //! PersistentKeepalive = 25
+//! Via = …                       # PNet Mesh: reach this peer through the peer with this public key
 //! ```
 //!
 //! As in `wg`, section and key names are case-insensitive, `#` starts a comment, list values are
@@ -50,7 +51,7 @@ use std::str::FromStr;
 use pnet_mesh_crypto::{PresharedKey, PrivateKey, PublicKey};
 use thiserror::Error;
 
-use crate::config::{AllowedIp, ConfigError, PeerConfig, check_peer, split_prefix};
+use crate::config::{AllowedIp, ConfigError, PeerConfig, check_peer, check_via, split_prefix};
 use crate::proto::constants::{MAX_MTU, MIN_MTU};
 
 /// wg-quick keys that only configure a kernel interface or the host: accepted, warned about, ignored.
@@ -235,6 +236,7 @@ enum Field {
     Endpoint,
     AllowedIps,
     PersistentKeepalive,
+    Via,
 }
 
 impl Field {
@@ -245,12 +247,13 @@ impl Field {
         Field::Mtu,
         Field::MeshPresharedKey,
     ];
-    const PEER: [Field; 5] = [
+    const PEER: [Field; 6] = [
         Field::PublicKey,
         Field::PresharedKey,
         Field::Endpoint,
         Field::AllowedIps,
         Field::PersistentKeepalive,
+        Field::Via,
     ];
 
     fn name(self) -> &'static str {
@@ -265,6 +268,7 @@ impl Field {
             Field::Endpoint => "Endpoint",
             Field::AllowedIps => "AllowedIPs",
             Field::PersistentKeepalive => "PersistentKeepalive",
+            Field::Via => "Via",
         }
     }
 
@@ -316,6 +320,7 @@ struct PartialPeer {
     allowed_ips: Vec<AllowedIp>,
     allowed_ip_lines: Vec<usize>,
     persistent_keepalive: Option<u16>,
+    via: Option<PublicKey>,
     seen: Vec<(Field, usize)>,
 }
 
@@ -411,6 +416,7 @@ impl WgQuickConfig {
                 "endpoint" => Field::Endpoint,
                 "preshared_key" => Field::PresharedKey,
                 "persistent_keepalive" => Field::PersistentKeepalive,
+                "via" => Field::Via,
                 _ => return None,
             };
             (key, peer.line_of(key))
@@ -593,6 +599,12 @@ impl Reader<'_> {
                 peer.public_key = Some(key);
             }
             Field::PresharedKey => peer.preshared_key = Some(parse_psk(value)?),
+            Field::Via => {
+                peer.via = Some(
+                    PublicKey::from_base64(value)
+                        .map_err(|_| "not a base64 key of 32 bytes (the relay peer's PublicKey)")?,
+                );
+            }
             Field::Endpoint => peer.endpoint = Some(parse_endpoint(value)?),
             Field::AllowedIps => {
                 for entry in list() {
@@ -650,6 +662,9 @@ impl Reader<'_> {
             if let Some(k) = p.persistent_keepalive {
                 config = config.persistent_keepalive(k);
             }
+            if let Some(relay) = p.via {
+                config = config.via(relay);
+            }
             peers.push(PeerSection {
                 config,
                 has_preshared_key: p.preshared_key.is_some(),
@@ -667,7 +682,15 @@ impl Reader<'_> {
         let own = config.interface.private_key.public_key();
         for (i, peer) in config.peers.iter().enumerate() {
             let earlier = config.peers[..i].iter().map(|p| &p.config).enumerate();
-            if let Err(e) = check_peer(i, &peer.config, &own, earlier) {
+            let others = config
+                .peers
+                .iter()
+                .map(|p| &p.config)
+                .enumerate()
+                .filter(|(j, _)| *j != i);
+            if let Err(e) = check_peer(i, &peer.config, &own, earlier)
+                .and_then(|()| check_via(i, &peer.config, others))
+            {
                 return Err(config.locate(&e).unwrap_or_else(|| WgQuickError::Invalid {
                     file: config.file.clone(),
                     line: peer.line,

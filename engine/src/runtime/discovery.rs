@@ -201,8 +201,13 @@ impl Driver<'_> {
                 (actions, transmits, events, d.poll_timeout())
             };
             // Outside the lock: these wait on the control shard.
+            let admitted = actions.iter().any(|a| matches!(a, Action::Admit { .. }));
             for a in actions {
                 self.apply(a);
+            }
+            if admitted {
+                // New members need their next hops now, not at the next observation.
+                self.observe();
             }
             let port = self.shared.discovery_port.unwrap_or_default();
             for out in transmits {

@@ -355,3 +355,30 @@ fn load_names_an_unreadable_file() {
     );
     assert_eq!(e.line(), 0);
 }
+
+#[test]
+fn via_names_the_relay_peer_and_is_checked_against_the_peers() {
+    let text = iface(&format!(
+        "[Peer]\nPublicKey = {PEER_A}\nEndpoint = 192.0.2.7:51820\nAllowedIPs = 10.0.0.2/32\n\
+         [Peer]\nPublicKey = {PEER_B}\nVia = {PEER_A}\nAllowedIPs = 10.0.0.3/32\n"
+    ));
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.peers[1].config.via,
+        Some(PublicKey::from_base64(PEER_A).unwrap())
+    );
+    // A relay that is not a peer of the file: the error points at the `Via` line.
+    let text = iface(&format!(
+        "[Peer]\nPublicKey = {PEER_B}\nVia = {PEER_A}\nAllowedIPs = 10.0.0.3/32\n"
+    ));
+    let e = err(&text);
+    assert!(e.starts_with("test.conf:5: Via = "), "{e}");
+    assert!(e.contains("not a peer of this node"), "{e}");
+    let e = err(&iface(&format!(
+        "[Peer]\nPublicKey = {PEER_B}\nVia = nonsense\n"
+    )));
+    assert_eq!(
+        e,
+        "test.conf:5: Via = \"nonsense\": not a base64 key of 32 bytes (the relay peer's PublicKey)"
+    );
+}

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pnet_mesh::Node;
+use pnet_mesh::proto::path::RelayPath;
 use pnet_mesh::wg_quick::WgQuickConfig;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,30 @@ pub struct Status {
     /// Discovery, when `MeshPresharedKey` is set.
     #[serde(default)]
     pub discovery: Option<DiscoveryStatus>,
+    /// Frames this node relayed for members, and its own relayed traffic.
+    #[serde(default)]
+    pub relay: RelayStatus,
+}
+
+/// Relay counters of the node (and of its path prober, when discovery runs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RelayStatus {
+    /// Frames passed on for other members.
+    pub forwarded: u64,
+    /// Frames for this node that a relay brought.
+    pub delivered: u64,
+    /// Frames this node started (for peers it reaches through a relay).
+    pub originated: u64,
+    /// Frames refused, by reason (only reasons that occurred).
+    pub drops: BTreeMap<String, u64>,
+    /// Members reached through a relay whose paths are probed.
+    pub probed_members: usize,
+    /// Of those, promoted to a direct path now.
+    pub direct_members: usize,
+    /// Promotions and fallbacks so far.
+    pub promotions: u64,
+    /// See `promotions`.
+    pub fallbacks: u64,
 }
 
 /// What discovery knows.
@@ -81,8 +106,11 @@ pub struct PeerStatus {
     pub public_key: String,
     /// Whether a preshared key is configured (never the key itself).
     pub preshared_key: bool,
-    /// Where its packets go now.
+    /// Where its packets go now: a socket address, or `via KEY` through the relay member KEY.
     pub endpoint: Option<String>,
+    /// The relay member it is reached through, if it is.
+    #[serde(default)]
+    pub via: Option<String>,
     /// Allowed IPs.
     pub allowed_ips: Vec<String>,
     /// Unix seconds of the latest handshake; 0 = never (as `wg show dump`).
@@ -133,6 +161,16 @@ impl Source<'_> {
     pub fn status(&self) -> Status {
         let stats = self.node.stats();
         let listen = self.node.local_addrs();
+        let key_of = |id: pnet_mesh::PeerId| {
+            stats
+                .peers
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, p)| p.public_key.to_string())
+        };
+        let via = |e: &std::net::SocketAddr| {
+            RelayPath::from_addr(e).map(|p| key_of(p.relay).unwrap_or_else(|| p.relay.to_string()))
+        };
         let peers = stats
             .peers
             .iter()
@@ -145,7 +183,11 @@ impl Source<'_> {
                         .peers
                         .get(id.0 as usize)
                         .is_some_and(|s| s.has_preshared_key),
-                endpoint: p.endpoint.map(|e| e.to_string()),
+                endpoint: p.endpoint.map(|e| match via(&e) {
+                    Some(relay) => format!("via {relay}"),
+                    None => e.to_string(),
+                }),
+                via: p.endpoint.as_ref().and_then(via),
                 allowed_ips: p.allowed_ips.iter().map(|n| n.to_string()).collect(),
                 latest_handshake: p
                     .last_handshake
@@ -201,6 +243,26 @@ impl Source<'_> {
                 .map(|(reason, n)| (reason.name().to_owned(), n))
                 .collect(),
             discovery: self.discovery(),
+            relay: self.relay(),
+        }
+    }
+
+    fn relay(&self) -> RelayStatus {
+        let r = self.node.relay_stats();
+        let p = self.node.path_stats().unwrap_or_default();
+        RelayStatus {
+            forwarded: r.forwarded,
+            delivered: r.delivered,
+            originated: r.originated,
+            drops: r
+                .drops
+                .iter()
+                .map(|(reason, n)| (reason.name().to_owned(), n))
+                .collect(),
+            probed_members: p.members,
+            direct_members: p.direct,
+            promotions: p.promotions,
+            fallbacks: p.fallbacks,
         }
     }
 
@@ -280,6 +342,19 @@ pub fn render(s: &Status, now: u64) -> String {
             d.members.len(),
             d.messages_sent,
             d.messages_received
+        );
+    }
+    let r = &s.relay;
+    if r.forwarded + r.delivered + r.originated > 0 || r.probed_members > 0 {
+        let _ = writeln!(
+            out,
+            "  relay: {} forwarded, {} delivered, {} originated, {} refused; {} of {} relayed members direct",
+            r.forwarded,
+            r.delivered,
+            r.originated,
+            r.drops.values().sum::<u64>(),
+            r.direct_members,
+            r.probed_members
         );
     }
     for (kind, rules) in [("forward", &s.forwards), ("expose", &s.exposes)] {
@@ -391,6 +466,7 @@ pub mod tests_support {
                     public_key: "PEER".into(),
                     preshared_key: true,
                     endpoint: Some("192.0.2.2:51820".into()),
+                    via: None,
                     allowed_ips: vec!["10.0.0.2/32".into(), "fd00::2/128".into()],
                     latest_handshake: 1000,
                     transfer_rx: 1536,
@@ -404,6 +480,7 @@ pub mod tests_support {
                     public_key: "IDLE".into(),
                     preshared_key: false,
                     endpoint: None,
+                    via: None,
                     allowed_ips: vec![],
                     latest_handshake: 0,
                     transfer_rx: 0,
@@ -426,6 +503,7 @@ pub mod tests_support {
             unrouted: 0,
             drops: BTreeMap::new(),
             discovery: None,
+            relay: RelayStatus::default(),
         }
     }
 }
@@ -436,6 +514,37 @@ mod tests {
 
     fn sample() -> Status {
         tests_support::status("wg0")
+    }
+
+    #[test]
+    fn renders_relayed_peers_and_the_relay_counters() {
+        let mut s = sample();
+        s.peers[1].endpoint = Some("via RELAYKEY".into());
+        s.peers[1].via = Some("RELAYKEY".into());
+        s.relay = RelayStatus {
+            forwarded: 10,
+            delivered: 4,
+            originated: 3,
+            drops: BTreeMap::from([("HopLimit".to_owned(), 2)]),
+            probed_members: 2,
+            direct_members: 1,
+            promotions: 1,
+            fallbacks: 0,
+        };
+        let text = render(&s, 1065);
+        assert!(
+            text.contains(
+                "  relay: 10 forwarded, 4 delivered, 3 originated, 2 refused; 1 of 2 relayed members direct\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("peer: IDLE\n  endpoint: via RELAYKEY\n"),
+            "{text}"
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]
