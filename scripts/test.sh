@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh
 #
-# Stages (each prints its elapsed time): packages, format, clippy, docs, build, tests, fuzz targets.
+# Stages (each prints its elapsed time): packages, crates.io dry run, format, clippy, docs, build,
+# tests, fuzz targets, smokes.
 # Tests that need root, network namespaces or wireguard-go are real tests here; when a resource is
 # missing they fail with a message naming it (they are never skipped).
 set -euo pipefail
@@ -49,6 +50,11 @@ else
     echo "wireguard-go, wg, ip and python3 present"
 fi
 stage_done "packages"
+
+# --- crates.io publishing flow (dry run; needs only the package registry) ----------------------------
+stage "crates.io dry run"
+bash scripts/packages.sh --dry-run --no-verify
+stage_done "crates.io dry run"
 
 # --- static checks ---------------------------------------------------------------------------------
 stage "format"

@@ -146,16 +146,28 @@ fn bootstrap_discovery_among_four_nodes_ends_with_every_pair_talking_directly() 
     // probe succeeds; then each node's peer for every other has that node's own socket as its
     // endpoint, and a session with it.
     for (i, node) in nodes.iter().enumerate() {
-        wait_until(
-            &format!("node {i} to reach every member directly"),
-            Duration::from_secs(10),
-            || {
-                node.peer_stats()
+        let direct = || {
+            node.peer_stats()
+                .unwrap()
+                .iter()
+                .all(|(_, s)| s.endpoint.is_some_and(|e| !is_relayed(&e)))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !direct() {
+            if Instant::now() > deadline {
+                let peers: Vec<_> = node
+                    .peer_stats()
                     .unwrap()
-                    .iter()
-                    .all(|(_, s)| s.endpoint.is_some_and(|e| !is_relayed(&e)))
-            },
-        );
+                    .into_iter()
+                    .map(|(id, s)| (id, s.endpoint, s.last_handshake.is_some()))
+                    .collect();
+                panic!(
+                    "node {i} still reaches a member through a relay: {peers:?}, {:?}",
+                    node.path_stats()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     for (i, node) in nodes.iter().enumerate() {
         let peers = node.peer_stats().unwrap();

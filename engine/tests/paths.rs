@@ -197,14 +197,16 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> 
     started.elapsed()
 }
 
-/// Sends from `a` until `b` receives it.
+/// Sends from `a` until `b` receives it (a handshake lost on the way is retried 5 s later, as the
+/// protocol spaces them).
 fn exchange(a: &Node, b: &Node, b_ip: IpAddr, payload: &[u8]) {
     let started = Instant::now();
     let mut buf = [0u8; 2048];
     loop {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no datagram {payload:?} within 10 s"
+            started.elapsed() < Duration::from_secs(20),
+            "no datagram {:?} within 20 s",
+            String::from_utf8_lossy(payload)
         );
         match a.send_to(payload, SocketAddr::new(b_ip, PORT)) {
             Ok(()) | Err(NodeError::NoRoute(_)) => {}

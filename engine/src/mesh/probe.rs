@@ -154,6 +154,8 @@ struct MemberPath {
     relay: PublicKey,
     candidates: Candidates,
     direct: Option<SocketAddr>,
+    /// The member's endpoint on the node as last seen (roaming and handshakes move it too).
+    current: Option<SocketAddr>,
     /// The last proof that the direct path works (an answer, or the member's probe arriving on it).
     alive: Instant,
     outstanding: VecDeque<Outstanding>,
@@ -212,12 +214,21 @@ impl PathProber {
                 relay,
                 candidates: Candidates::new(),
                 direct: None,
+                current: None,
                 alive: now,
                 outstanding: VecDeque::new(),
                 next_probe: now,
             },
         );
         self.event(Event::RelayChosen { member, relay });
+    }
+
+    /// The node moved `member`'s endpoint (roaming, or a handshake that came through the relay).
+    /// If that took a working direct path away, the next answer over it puts it back.
+    pub fn on_endpoint(&mut self, member: &PublicKey, endpoint: SocketAddr) {
+        if let Some(p) = self.paths.get_mut(member) {
+            p.current = Some(endpoint);
+        }
     }
 
     /// Stops tracking `member` (it left, or became a configured direct peer).
@@ -315,10 +326,11 @@ impl PathProber {
             p.candidates
                 .offer(now, outer_from, CandidateSource::KnownRoute);
             p.alive = now;
-            if p.direct != Some(outer_from) {
-                p.direct = Some(outer_from);
-                self.promoted(member, outer_from);
-            }
+            let promoted = p.direct != Some(outer_from);
+            let moved_away = p.current != Some(outer_from);
+            p.direct = Some(outer_from);
+            p.current = Some(outer_from);
+            self.proven(member, outer_from, promoted, moved_away);
             return;
         }
         let Some(p) = self.paths.get_mut(&member) else {
@@ -339,22 +351,34 @@ impl PathProber {
         p.candidates
             .offer(now, outer_from, CandidateSource::KnownRoute);
         let promoted = p.direct != Some(outer_from);
+        let moved_away = p.current != Some(outer_from);
         p.direct = Some(outer_from);
+        p.current = Some(outer_from);
         if !is_relayed(&message.address) && !self.own_reflexive.contains(&message.address) {
             if self.own_reflexive.len() >= MAX_OWN_REFLEXIVE {
                 self.own_reflexive.pop_back();
             }
             self.own_reflexive.push_front(message.address);
         }
-        if promoted {
-            self.promoted(member, outer_from);
-        }
+        self.proven(member, outer_from, promoted, moved_away);
     }
 
-    fn promoted(&mut self, member: PublicKey, endpoint: SocketAddr) {
-        self.stats.promotions += 1;
-        self.action(PathAction::UseDirect { member, endpoint });
-        self.event(Event::PathPromoted { member, endpoint });
+    /// A direct path to `member` at `endpoint` just proved itself: promote it if it is new, and
+    /// point the node's endpoint at it again if something (a handshake through the relay) moved it.
+    fn proven(
+        &mut self,
+        member: PublicKey,
+        endpoint: SocketAddr,
+        promoted: bool,
+        moved_away: bool,
+    ) {
+        if promoted {
+            self.stats.promotions += 1;
+            self.event(Event::PathPromoted { member, endpoint });
+        }
+        if promoted || moved_away {
+            self.action(PathAction::UseDirect { member, endpoint });
+        }
     }
 
     /// Runs the timers: fallback of paths that stopped answering, then this interval's probes.
@@ -370,6 +394,7 @@ impl PathProber {
             p.next_probe = now + interval;
             if p.direct.is_some() && now.saturating_duration_since(p.alive) >= dead_after {
                 p.direct = None;
+                p.current = None;
                 p.outstanding.clear();
                 fell_back.push((*member, p.relay));
             }

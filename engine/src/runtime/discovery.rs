@@ -16,6 +16,7 @@ use pnet_mesh_crypto::{PresharedKey, PublicKey};
 use crate::PeerId;
 use crate::config::{AllowedIp, PeerConfig};
 use crate::event::Event;
+use crate::mesh::candidate::CandidateSource;
 use crate::mesh::discovery::{Action, Discovery};
 use crate::mesh::probe::{ProbeConfig, ProbeStats};
 use crate::node::NodeError;
@@ -178,6 +179,10 @@ impl Driver<'_> {
                 };
                 for (event, key) in notices {
                     if let Some(key) = key {
+                        if let Event::EndpointChanged { new, old, .. } = event {
+                            self.track_if_relayed(&d, now, key, old, new);
+                            self.paths.on_endpoint(&key, new);
+                        }
                         on_session(&mut d, now, event, key);
                     }
                 }
@@ -296,6 +301,43 @@ impl Driver<'_> {
             .map(|m| (m.record.public_key, m.vouched_by))
             .collect();
         self.shared.set_relay_routes(routes);
+    }
+
+    /// A discovered member that a handshake through a relay moved onto it (it was admitted with a
+    /// direct endpoint, or restarted behind a new one): probe its way back to a direct path, trying
+    /// the endpoint it had first.
+    fn track_if_relayed(
+        &mut self,
+        d: &Discovery,
+        now: Instant,
+        key: PublicKey,
+        old: Option<SocketAddr>,
+        new: SocketAddr,
+    ) {
+        let Some(relayed) = path::RelayPath::from_addr(&new) else {
+            return;
+        };
+        let Some(member) = d.member(&key).filter(|m| !m.configured) else {
+            return;
+        };
+        if self.paths.is_tracked(&key) {
+            return;
+        }
+        let Some(relay) = self.keys.get(&relayed.relay).copied() else {
+            return;
+        };
+        let candidates: Vec<(CandidateSource, SocketAddr)> = member
+            .record
+            .endpoints
+            .iter()
+            .map(|e| (CandidateSource::Advertised, *e))
+            .chain(member.observed.map(|o| (CandidateSource::Reflexive, o)))
+            .chain(
+                old.filter(|o| !is_relayed(o))
+                    .map(|o| (CandidateSource::Advertised, o)),
+            )
+            .collect();
+        self.paths.track(now, key, relay, &candidates);
     }
 
     /// A discovered member as a peer: keyed with the mesh PSK, holding what it claims.

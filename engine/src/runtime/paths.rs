@@ -74,6 +74,16 @@ impl PathDriver {
         }
     }
 
+    /// The node moved `member`'s endpoint.
+    pub(crate) fn on_endpoint(&mut self, member: &PublicKey, endpoint: SocketAddr) {
+        self.prober.on_endpoint(member, endpoint);
+    }
+
+    /// Whether `member`'s path is probed.
+    pub(crate) fn is_tracked(&self, member: &PublicKey) -> bool {
+        self.prober.is_tracked(member)
+    }
+
     pub(crate) fn forget(&mut self, member: &PublicKey) {
         self.prober.forget(member);
         self.told.remove(member);

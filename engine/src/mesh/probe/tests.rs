@@ -232,3 +232,57 @@ fn probe_messages_roundtrip_and_refuse_garbage() {
     }
     assert!(ProbeMessage::decode(&[1, 9, 0, 0]).is_err());
 }
+
+#[test]
+fn a_handshake_that_moves_a_direct_member_onto_the_relay_is_undone_by_the_next_answer() {
+    let t0 = Instant::now();
+    let (mut p, _r, b, cand) = tracked(t0);
+    p.handle_timeout(t0);
+    let probe = probes(&mut p)[0];
+    let ack = ProbeMessage {
+        ack: true,
+        nonce: probe.message.nonce,
+        address: addr("203.0.113.1:4000"),
+    };
+    p.handle_message(t0, b, cand, &ack);
+    assert!(matches!(
+        p.poll_action(),
+        Some(PathAction::UseDirect { .. })
+    ));
+    // A handshake that came through the relay moved the endpoint there.
+    p.on_endpoint(&b, via(PeerId(1)));
+    p.handle_timeout(t0 + S);
+    let probe = probes(&mut p)[0];
+    assert_eq!(probe.to, cand, "still probing the direct path");
+    p.handle_message(
+        t0 + S,
+        b,
+        cand,
+        &ProbeMessage {
+            nonce: probe.message.nonce,
+            ..ack
+        },
+    );
+    assert_eq!(
+        p.poll_action(),
+        Some(PathAction::UseDirect {
+            member: b,
+            endpoint: cand
+        }),
+        "the answer puts the endpoint back"
+    );
+    assert_eq!(p.stats().promotions, 1, "not a second promotion");
+    // While it stays there, answers change nothing.
+    p.handle_timeout(t0 + S * 2);
+    let probe = probes(&mut p)[0];
+    p.handle_message(
+        t0 + S * 2,
+        b,
+        cand,
+        &ProbeMessage {
+            nonce: probe.message.nonce,
+            ..ack
+        },
+    );
+    assert_eq!(p.poll_action(), None);
+}
