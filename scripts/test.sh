@@ -20,6 +20,14 @@ PROFILE="${PNET_TEST_PROFILE:-ci}"
 log_dir="${PNET_TEST_LOG_DIR:-$CARGO_TARGET_DIR/test-logs}"
 mkdir -p "$log_dir"
 
+# The Docker CLI this machine has (Debian's docker.io puts one in /usr/bin).
+docker_cli() {
+    if [ -x /usr/bin/docker ]; then /usr/bin/docker "$@"; else docker "$@"; fi
+}
+docker_up() {
+    docker_cli version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
 stage_start=0
 stage() {
     stage_start=$(date +%s)
@@ -37,6 +45,7 @@ command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing: ${need[*]}"
@@ -47,7 +56,25 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "missing ${need[*]} and not root (or no apt-get): the interop tests will fail naming them"
     fi
 else
-    echo "wireguard-go, wg, ip and python3 present"
+    echo "wireguard-go, wg, ip, python3 and dockerd present"
+fi
+# The container tests need a Docker daemon: start one when none answers (never a second one).
+if command -v dockerd >/dev/null 2>&1 && ! docker_up; then
+    if pgrep -x dockerd >/dev/null 2>&1; then
+        echo "a dockerd runs but does not answer yet; waiting for it"
+    else
+        echo "starting dockerd (log: $log_dir/dockerd.log)"
+        nohup dockerd >"$log_dir/dockerd.log" 2>&1 &
+    fi
+    for _ in $(seq 1 100); do
+        docker_up && break
+        sleep 0.2
+    done
+fi
+if docker_up; then
+    echo "docker: server $(docker_cli version --format '{{.Server.Version}}' 2>/dev/null)"
+else
+    echo "no Docker daemon answers: the container tests will fail naming it"
 fi
 stage_done "packages"
 
@@ -79,12 +106,38 @@ stage_done "build"
 stage "tests"
 test_log="$log_dir/cargo-test.log"
 # Test binaries run one after another; the namespace tests also serialize on a machine-wide lock.
-cargo test --workspace --all-features --profile "$PROFILE" --locked --no-fail-fast 2>&1 | tee "$test_log"
+cargo test --workspace --exclude pnet-mesh-e2e --all-features --profile "$PROFILE" --locked \
+    --no-fail-fast 2>&1 | tee "$test_log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
     echo "tests failed (log: $test_log)"
     exit "$status"
 fi
+stage_done "tests"
+
+# --- containers (Docker; images built from this build's binaries, no registry) -------------------
+stage "containers"
+containers_log="$log_dir/cargo-test-containers.log"
+# One bounded batch; each test makes and removes its own labeled lab. Selected by test target with
+# the workspace's features, so nothing is built again.
+timeout 600 cargo test --workspace --all-features --profile "$PROFILE" --locked --no-fail-fast \
+    --test containers -- --test-threads 2 2>&1 | tee "$containers_log"
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+    echo "container tests failed (log: $containers_log; dockerd: $log_dir/dockerd.log)"
+    exit "$status"
+fi
+left=$(docker_cli ps -aq --filter label=pnet-mesh.run | wc -l)
+left_networks=$(docker_cli network ls -q --filter label=pnet-mesh.run | wc -l)
+if [ "$left" -ne 0 ] || [ "$left_networks" -ne 0 ]; then
+    echo "the container tests left $left containers and $left_networks networks labeled pnet-mesh.run"
+    exit 1
+fi
+echo "no labeled container or network left behind"
+cat "$containers_log" >>"$test_log"
+stage_done "containers"
+
+stage "required tests"
 # The fixed test names must have run and passed, not been filtered out or renamed away.
 missing=0
 while read -r name; do
@@ -103,7 +156,7 @@ if grep -qE '^test .* \.\.\. ignored' "$test_log"; then
     grep -E '^test .* \.\.\. ignored' "$test_log"
     exit 1
 fi
-stage_done "tests"
+stage_done "required tests"
 
 # --- fuzz targets ----------------------------------------------------------------------------------
 if [ -f engine/fuzz/Cargo.toml ] && [ -f scripts/check-fuzz.sh ]; then
