@@ -143,6 +143,10 @@ pub struct NodeSpec {
     pub networks: Vec<(String, Vec<String>)>,
     /// Lines added to `[Interface]`.
     pub interface_extra: Vec<String>,
+    /// More arguments of `pnet-mesh up`.
+    pub extra_args: Vec<String>,
+    /// Files put beside the configuration (mounted at `/config/NAME`).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl NodeSpec {
@@ -158,6 +162,8 @@ impl NodeSpec {
             echoes: Vec::new(),
             networks: vec![(network.name.clone(), vec![name.to_owned()])],
             interface_extra: Vec::new(),
+            extra_args: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -317,6 +323,13 @@ impl Harness {
             what: format!("write {}", path.display()),
             source,
         })?;
+        for (file, data) in &spec.files {
+            let p = dir.join(file);
+            std::fs::write(&p, data).map_err(|source| TopologyError::Io {
+                what: format!("write {}", p.display()),
+                source,
+            })?;
+        }
         // The node refuses a configuration others may read (it holds the private key).
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
@@ -336,6 +349,7 @@ impl Harness {
         for e in &spec.exposes {
             argv.extend(["--expose".into(), e.clone()]);
         }
+        argv.extend(spec.extra_args.iter().cloned());
         let mut c = ContainerSpec::new(&spec.name, &self.node_image.name)
             .cmd(argv)
             .mount_ro(&dir, "/config");

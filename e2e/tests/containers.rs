@@ -277,3 +277,58 @@ fn wireguard_peer_container_exchanges_encrypted_packets_with_pnet_mesh_protocol(
     );
     finish(h);
 }
+
+#[test]
+fn direct_peers_exchange_non_trivial_payload_size() {
+    let h = harness();
+    let net = h.network("bigmsg").unwrap();
+    // Six MiB that no compression or pattern could fake: a BLAKE2s stream.
+    let mut payload = Vec::with_capacity(6 << 20);
+    let mut block = pnet_mesh::crypto::blake2s::hash(&[b"pnet-mesh e2e payload"]);
+    while payload.len() < 6 << 20 {
+        block = pnet_mesh::crypto::blake2s::hash(&[&block]);
+        payload.extend_from_slice(&block);
+    }
+    let digest: String = pnet_mesh::crypto::blake2s::hash(&[&payload])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut a = NodeSpec::new("a", "10.77.0.1", &net);
+    let mut b = NodeSpec::new("b", "10.77.0.2", &net);
+    b = b.peer(&a.key.public_key(), None, None, "10.77.0.1/32");
+    b.extra_args.push("--channel-echo".into());
+    a = a.peer(&b.key.public_key(), None, Some("b:51820"), "10.77.0.2/32");
+    a.files.push(("payload.bin".into(), payload.clone()));
+    a.extra_args.extend([
+        "--channel-send".into(),
+        "10.77.0.2=/config/payload.bin".into(),
+    ]);
+    let b = h.start_node(&b).unwrap_or_else(|e| panic!("node b: {e}"));
+    let a = h.start_node(&a).unwrap_or_else(|e| panic!("node a: {e}"));
+    let started = std::time::Instant::now();
+    let sent = loop {
+        let s = h.show(&a.container).unwrap();
+        if let Some(t) = s["channels"]["sent"].get(0) {
+            break t.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no channel transfer finished: {s}\n{}",
+            h.lab.logs(&a.container).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("6 MiB there and back in {:?}", started.elapsed());
+    assert_eq!(sent["error"], serde_json::Value::Null, "{sent}");
+    assert_eq!(sent["bytes"], payload.len(), "{sent}");
+    assert_eq!(sent["blake2s"], digest.as_str(), "{sent}");
+    assert_eq!(sent["echoed"], true, "the same 6 MiB came back: {sent}");
+    let received = h.show(&b.container).unwrap()["channels"]["received"][0].clone();
+    assert_eq!(received["bytes"], payload.len(), "{received}");
+    assert_eq!(
+        received["blake2s"],
+        digest.as_str(),
+        "b got it intact: {received}"
+    );
+    finish(h);
+}

@@ -270,6 +270,7 @@ pub struct Limits {
 pub struct Forwarder<'a> {
     node: &'a Node,
     counters: &'a Counters,
+    channels: &'a crate::channels::Channels,
     peer_names: Vec<String>,
     poll: Poll,
     forwards: Vec<Forward>,
@@ -288,6 +289,7 @@ impl<'a> Forwarder<'a> {
     pub fn new(
         node: &'a Node,
         counters: &'a Counters,
+        channels: &'a crate::channels::Channels,
         peer_names: Vec<String>,
         rules: (&[ForwardRule], &[ExposeRule]),
         limits: Limits,
@@ -330,6 +332,7 @@ impl<'a> Forwarder<'a> {
         Ok(Forwarder {
             node,
             counters,
+            channels,
             peer_names,
             poll,
             forwards,
@@ -406,8 +409,12 @@ impl<'a> Forwarder<'a> {
         // Cleared before draining, so whatever arrives meanwhile makes the descriptor readable again.
         self.node.clear_readiness();
         while let Some(e) = self.node.poll_event() {
+            if let Event::ChannelOpened { channel } = e.event {
+                self.channels.opened(self.node, channel);
+            }
             self.log_event(e.event);
         }
+        self.channels.pump(self.node);
         let mut buf = std::mem::take(&mut self.buf);
         let mut drained = false;
         for _ in 0..BUDGET {

@@ -7,6 +7,7 @@
 //! pnet-mesh genkey | tee private.key | pnet-mesh pubkey
 //! ```
 
+mod channels;
 mod control;
 mod flows;
 mod forward;
@@ -88,6 +89,15 @@ struct UpArgs {
     /// Data shards (threads that seal and open); default one per core.
     #[arg(long, value_name = "N")]
     data_shards: Option<usize>,
+    /// Answers every message a peer sends on a message channel with the same message (a check of
+    /// channels end to end; `show --json` lists what crossed).
+    #[arg(long)]
+    channel_echo: bool,
+    /// Sends FILE as one message on a new channel to the peer at MESH_ADDR once the node is up,
+    /// and waits for its echo (see --channel-echo); sizes and digests show in `show --json`.
+    /// Repeatable.
+    #[arg(long = "channel-send", value_name = "MESH_ADDR=FILE")]
+    channel_sends: Vec<channels::ChannelSend>,
 }
 
 #[derive(Debug, clap::Args)]

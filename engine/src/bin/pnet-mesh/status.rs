@@ -48,6 +48,9 @@ pub struct Status {
     /// Frames this node relayed for members, and its own relayed traffic.
     #[serde(default)]
     pub relay: RelayStatus,
+    /// Messages that crossed channels (`--channel-echo`, `--channel-send`).
+    #[serde(default)]
+    pub channels: crate::channels::ChannelStatus,
 }
 
 /// Relay counters of the node (and of its path prober, when discovery runs).
@@ -154,6 +157,7 @@ pub struct Source<'a> {
     pub forwards: Vec<ForwardRule>,
     pub exposes: Vec<ExposeRule>,
     pub counters: &'a Counters,
+    pub channels: &'a crate::channels::Channels,
 }
 
 impl Source<'_> {
@@ -244,6 +248,7 @@ impl Source<'_> {
                 .collect(),
             discovery: self.discovery(),
             relay: self.relay(),
+            channels: self.channels.status(),
         }
     }
 
@@ -504,6 +509,7 @@ pub mod tests_support {
             drops: BTreeMap::new(),
             discovery: None,
             relay: RelayStatus::default(),
+            channels: crate::channels::ChannelStatus::default(),
         }
     }
 }

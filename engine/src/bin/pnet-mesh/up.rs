@@ -10,6 +10,7 @@ use mio::net::UnixStream;
 use pnet_mesh::wg_quick::WgQuickConfig;
 use pnet_mesh::{Backend, Node, NodeError};
 
+use crate::channels::Channels;
 use crate::control::{self, Server};
 use crate::forward::{self, Counters, ForwardRule, Forwarder, Limits};
 use crate::status::Source;
@@ -73,9 +74,11 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         max_flows: args.max_flows,
         idle: Duration::from_secs(args.flow_idle.max(1)),
     };
+    let channels = Channels::new(args.channel_echo);
     let mut forwarder = Forwarder::new(
         &node,
         &counters,
+        &channels,
         peer_names,
         (&args.forwards, &args.exposes),
         limits,
@@ -94,6 +97,7 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             .collect(),
         exposes: args.exposes.clone(),
         counters: &counters,
+        channels: &channels,
     };
     tracing::info!(
         interface = %name,
@@ -109,6 +113,14 @@ pub fn run(args: UpArgs) -> Result<(), String> {
     let stop = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
         s.spawn(|| server.serve(&stop, || source.status()));
+        for send in &args.channel_sends {
+            // Blocking sends and the wait for the echo, beside the forwarding loop.
+            let (channels, node) = (&channels, &node);
+            std::thread::Builder::new()
+                .name("pnet-channel-send".into())
+                .spawn_scoped(s, move || channels.send_file(node, send))
+                .map_err(|e| format!("cannot start the channel sender: {e}"))?;
+        }
         let result = forwarder.run();
         stop.store(true, Ordering::Release);
         server.wake();
