@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pnet_mesh::crypto::PrivateKey;
 use pnet_mesh::crypto::rng::SeededRng;
@@ -19,7 +19,7 @@ use crate::in_memory::MTU;
 use crate::pair;
 use crate::threads;
 use crate::udp_loopback::drive::{Link, PhaseOptions, STAMP_LEN};
-use crate::udp_loopback::node_link::NodeLink;
+use crate::udp_loopback::node_link::{NodeLink, wait_for_session};
 use crate::udp_loopback::{LegReport, leg, ratio};
 
 const A_MESH: &str = "10.78.0.1";
@@ -158,19 +158,8 @@ impl RelayLink {
             .start()
             .map_err(|e| format!("node A: {e}"))?;
         let to = SocketAddr::new(parse(B_MESH)?, PORT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 64];
-        loop {
-            let _ = a.try_send_to(b"hello", to);
-            if b.recv_from_timeout(&mut buf, Duration::from_millis(100))
-                .is_ok()
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err("no relayed session between A and B within 10 s".into());
-            }
-        }
+        wait_for_session(&a, &b, to, Duration::from_secs(10))
+            .map_err(|e| format!("relayed: {e}"))?;
         Ok(RelayLink { a, r, b, to })
     }
 }

@@ -84,6 +84,7 @@ macro_rules! drop_counters {
     };
 }
 
+pub mod bucket;
 pub mod candidate;
 pub mod channel;
 pub mod discovery;

@@ -746,7 +746,8 @@ impl Lab {
         }
     }
 
-    fn remove_labeled(&self, label: &str) {
+    /// Ids of the containers and networks that carry `label` (`key=value`).
+    fn labeled(&self, label: &str) -> (Vec<String>, Vec<String>) {
         let filters = HashMap::from([("label", vec![label])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -755,45 +756,38 @@ impl Lab {
         let containers = self
             .rt
             .block_on(self.docker.list_containers(Some(options)))
-            .unwrap_or_default();
-        for c in containers {
-            if let Some(id) = c.id {
-                let options = RemoveContainerOptionsBuilder::new().force(true).build();
-                let _ = self
-                    .rt
-                    .block_on(self.docker.remove_container(&id, Some(options)));
-            }
-        }
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect();
         let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
         let networks = self
             .rt
             .block_on(self.docker.list_networks(Some(options)))
-            .unwrap_or_default();
-        for n in networks {
-            if let Some(id) = n.id {
-                let _ = self.rt.block_on(self.docker.remove_network(&id));
-            }
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| n.id)
+            .collect();
+        (containers, networks)
+    }
+
+    fn remove_labeled(&self, label: &str) {
+        let (containers, networks) = self.labeled(label);
+        for id in containers {
+            let options = RemoveContainerOptionsBuilder::new().force(true).build();
+            let _ = self
+                .rt
+                .block_on(self.docker.remove_container(&id, Some(options)));
+        }
+        for id in networks {
+            let _ = self.rt.block_on(self.docker.remove_network(&id));
         }
     }
 
     /// Containers and networks of this run still present (0 after a teardown).
     pub fn resources_left(&self) -> usize {
-        let label = format!("{RUN_LABEL}={}", self.run_id);
-        let filters = HashMap::from([("label", vec![label.as_str()])]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = self
-            .rt
-            .block_on(self.docker.list_containers(Some(options)))
-            .map_or(0, |c| c.len());
-        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
-        let networks = self
-            .rt
-            .block_on(self.docker.list_networks(Some(options)))
-            .map_or(0, |n| n.len());
-        containers + networks
+        let (containers, networks) = self.labeled(&format!("{RUN_LABEL}={}", self.run_id));
+        containers.len() + networks.len()
     }
 }
 

@@ -67,21 +67,34 @@ impl NodeLink {
             .start()
             .map_err(|e| format!("node A: {e}"))?;
         let to = SocketAddr::new(ip(B_MESH)?, PORT);
-        // The first datagram waits for the handshake; once one arrives the session is up.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut buf = [0u8; 64];
-        loop {
-            let _ = a.try_send_to(b"hello", to);
-            if b.recv_from_timeout(&mut buf, Duration::from_millis(100))
-                .is_ok()
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err("no session between the nodes within 5 s".into());
-            }
-        }
+        wait_for_session(&a, &b, to, Duration::from_secs(5))?;
         Ok(NodeLink { a, b, to })
+    }
+}
+
+/// Sends from `a` to `to` (on `b`) until a datagram arrives: the first one waits for the handshake,
+/// so once one arrives the session is up.
+///
+/// # Errors
+/// No datagram within `within`.
+pub fn wait_for_session(
+    a: &Node,
+    b: &Node,
+    to: SocketAddr,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 64];
+    loop {
+        let _ = a.try_send_to(b"hello", to);
+        if b.recv_from_timeout(&mut buf, Duration::from_millis(100))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no session between the nodes within {within:?}"));
+        }
     }
 }
 

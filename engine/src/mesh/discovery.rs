@@ -22,6 +22,7 @@ use pnet_mesh_crypto::{PresharedKey, PublicKey};
 
 use crate::config::{AllowedIp, ConfigError};
 use crate::event::Event;
+use crate::mesh::bucket::TokenBucket;
 use crate::mesh::candidate::{CandidateSource, Candidates};
 use crate::mesh::membership::{Change, DiscoveryDrop, DiscoveryDrops, Member, MemberTable};
 use crate::mesh::wire::{
@@ -204,12 +205,6 @@ struct Hello {
     interval: Duration,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// Discovery for one node.
 #[derive(Debug)]
 pub struct Discovery {
@@ -221,7 +216,7 @@ pub struct Discovery {
     hellos: HashMap<PublicKey, Hello>,
     sessions: HashSet<PublicKey>,
     observed: HashMap<PublicKey, SocketAddr>,
-    buckets: HashMap<PublicKey, Bucket>,
+    buckets: HashMap<PublicKey, TokenBucket>,
     max_message: usize,
     next_sync: Instant,
     sync_cursor: usize,
@@ -640,20 +635,11 @@ impl Discovery {
 
     /// Spends one record's token of `from`'s bucket.
     fn take_token(&mut self, now: Instant, from: PublicKey) -> bool {
-        let rate = f64::from(self.config.records_per_second);
-        let bucket = self.buckets.entry(from).or_insert(Bucket {
-            tokens: 2.0 * rate,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(2.0 * rate);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let rate = self.config.records_per_second;
+        self.buckets
+            .entry(from)
+            .or_insert_with(|| TokenBucket::new(now, rate))
+            .take(now, rate)
     }
 }
 

@@ -12,7 +12,7 @@
 //! session opened and whose source passed the peer's allowed IPs. On top of that a relay forwards
 //! only frames whose source and destination are members it knows (never an open relay), only while
 //! the hop limit lasts, never back to the peer it came from, and only within each sending peer's rate
-//! ([`RelayBucket`]). Each refusal is a [`RelayDrop`], counted.
+//! ([`TokenBucket`](crate::mesh::bucket::TokenBucket)). Each refusal is a [`RelayDrop`], counted.
 //!
 //! # Routes, and why they cannot loop
 //!
@@ -29,7 +29,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 
 use pnet_mesh_crypto::PublicKey;
 
@@ -366,37 +365,6 @@ pub fn write_frame_packet(
         .encode(out.get_mut(headers..).ok_or(RelayDrop::TooLarge)?)
         .ok_or(RelayDrop::TooLarge)?;
     ip::emit_udp(out, src, dst, len).ok_or(RelayDrop::TooLarge)
-}
-
-/// A token bucket per sending peer: `rate` frames a second, bursts of twice that.
-#[derive(Debug, Clone, Copy)]
-pub struct RelayBucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl RelayBucket {
-    /// A full bucket.
-    pub fn new(now: Instant, rate: u32) -> Self {
-        RelayBucket {
-            tokens: 2.0 * f64::from(rate),
-            at: now,
-        }
-    }
-
-    /// Takes one token; `false` when the peer is over its rate.
-    pub fn take(&mut self, now: Instant, rate: u32) -> bool {
-        let rate = f64::from(rate);
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(2.0 * rate);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 #[cfg(test)]

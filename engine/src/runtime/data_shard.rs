@@ -12,9 +12,8 @@ use pnet_mesh_shard::{Buf, HEADROOM, RecvBatch, SendBatch, ShardContext, ShardId
 
 use super::{Command, Delivery, Shared};
 use crate::PeerId;
-use crate::mesh::relay::{
-    self, FrameAction, RELAY_OVERHEAD, RelayBucket, RelayDrop, RelayDrops, RelayTable,
-};
+use crate::mesh::bucket::TokenBucket;
+use crate::mesh::relay::{self, FrameAction, RELAY_OVERHEAD, RelayDrop, RelayDrops, RelayTable};
 use crate::mesh::wire::relay::RelayFrame;
 use crate::proto::path::RelayPath;
 use crate::proto::wire::{self, MessageType, TRANSPORT_HEADER_LEN, TransportHeader};
@@ -46,7 +45,7 @@ pub(crate) struct DataShard {
     relay_drops: RelayDrops,
     relay_drops_dirty: bool,
     /// Per sending peer: what it may push through this node.
-    buckets: HashMap<PeerId, RelayBucket>,
+    buckets: HashMap<PeerId, TokenBucket>,
     data_shards: usize,
 }
 
@@ -414,7 +413,7 @@ impl DataShard {
                 let bucket = self
                     .buckets
                     .entry(from)
-                    .or_insert_with(|| RelayBucket::new(now, rate));
+                    .or_insert_with(|| TokenBucket::new(now, rate));
                 if !bucket.take(now, rate) {
                     return self.relay_dropped(RelayDrop::RateLimited);
                 }
