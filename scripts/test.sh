@@ -118,15 +118,20 @@ stage_done "tests"
 # --- containers (Docker; images built from this build's binaries, no registry) -------------------
 stage "containers"
 containers_log="$log_dir/cargo-test-containers.log"
-# One bounded batch; each test makes and removes its own labeled lab. Selected by test target with
+: >"$containers_log"
+# Bounded batches; each test makes and removes its own labeled lab. Selected by test target with
 # the workspace's features, so nothing is built again.
-timeout 600 cargo test --workspace --all-features --profile "$PROFILE" --locked --no-fail-fast \
-    --test containers -- --test-threads 2 2>&1 | tee "$containers_log"
-status=${PIPESTATUS[0]}
-if [ "$status" -ne 0 ]; then
-    echo "container tests failed (log: $containers_log; dockerd: $log_dir/dockerd.log)"
-    exit "$status"
-fi
+for batch in containers mesh; do
+    batch_start=$(date +%s)
+    timeout 600 cargo test --workspace --all-features --profile "$PROFILE" --locked --no-fail-fast \
+        --test "$batch" -- --test-threads 2 2>&1 | tee -a "$containers_log"
+    status=${PIPESTATUS[0]}
+    if [ "$status" -ne 0 ]; then
+        echo "container batch '$batch' failed (log: $containers_log; dockerd: $log_dir/dockerd.log)"
+        exit "$status"
+    fi
+    echo "container batch '$batch' took $(($(date +%s) - batch_start)) s"
+done
 left=$(docker_cli ps -aq --filter label=pnet-mesh.run | wc -l)
 left_networks=$(docker_cli network ls -q --filter label=pnet-mesh.run | wc -l)
 if [ "$left" -ne 0 ] || [ "$left_networks" -ne 0 ]; then

@@ -186,6 +186,34 @@ impl NodeSpec {
         self
     }
 
+    /// Joins the mesh with `psk` (discovery on; wg-quick `MeshPresharedKey`).
+    pub fn mesh_psk(mut self, psk: &PresharedKey) -> Self {
+        self.interface_extra
+            .push(format!("MeshPresharedKey = {}", psk.to_base64()));
+        self
+    }
+
+    /// Also attaches the container to `network` with the alias `alias` (a relay between segments).
+    pub fn also_on(mut self, network: &Network, alias: &str) -> Self {
+        self.networks
+            .push((network.name.clone(), vec![alias.to_owned()]));
+        self
+    }
+
+    /// Forwards host UDP at `0.0.0.0:port` to `mesh_addr:7001` (the echo every test node exposes).
+    pub fn forward_to(mut self, port: u16, mesh_addr: &str) -> Self {
+        self.forwards
+            .push(format!("0.0.0.0:{port}={mesh_addr}:7001"));
+        self
+    }
+
+    /// Exposes mesh port 7001 to an echo inside the container.
+    pub fn with_echo(mut self) -> Self {
+        self.exposes.push("7001=127.0.0.1:9000".into());
+        self.echoes.push("127.0.0.1:9000".into());
+        self
+    }
+
     /// The wg-quick file.
     pub fn config(&self) -> String {
         let mut s = format!(
@@ -386,6 +414,64 @@ impl Drop for Harness {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.configs);
     }
+}
+
+/// Host firewall rules (`iptables -I DOCKER-USER … -j DROP`) that cut the path between two
+/// container addresses both ways; removed on drop.
+#[derive(Debug)]
+pub struct Cut {
+    rules: Vec<[String; 2]>,
+}
+
+impl Cut {
+    /// Drops IPv4 traffic between `a` and `b` on the host's Docker bridges.
+    ///
+    /// # Errors
+    /// When `iptables` fails (it needs root; docker.io brings it).
+    pub fn between(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr) -> Result<Cut, String> {
+        let mut cut = Cut { rules: Vec::new() };
+        for (s, d) in [(a, b), (b, a)] {
+            let rule = [s.to_string(), d.to_string()];
+            iptables("-I", &rule)?;
+            cut.rules.push(rule);
+        }
+        Ok(cut)
+    }
+}
+
+fn iptables(op: &str, [s, d]: &[String; 2]) -> Result<(), String> {
+    let out = std::process::Command::new("iptables")
+        .args([op, "DOCKER-USER", "-s", s, "-d", d, "-j", "DROP"])
+        .output()
+        .map_err(|e| format!("iptables: {e} (needs root and iptables)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "iptables {op} DOCKER-USER -s {s} -d {d} -j DROP: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            let _ = iptables("-D", rule);
+        }
+    }
+}
+
+/// The entry of `show` (one node's status) for the peer with `key`.
+pub fn peer_of<'a>(
+    status: &'a serde_json::Value,
+    key: &PublicKey,
+) -> Option<&'a serde_json::Value> {
+    let key = key.to_string();
+    status["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["public_key"] == key.as_str())
 }
 
 /// Sends `payload` from a host socket to `to` until the same bytes come back (or `timeout`).

@@ -237,7 +237,7 @@ fn wait_event(node: &Node, seen: &mut Vec<Event>, event: Event) {
 }
 
 #[test]
-fn relay_assisted_endpoint_discovery_promotes_direct_after_authenticated_probe() {
+fn a_relayed_pair_in_namespaces_is_promoted_by_an_authenticated_probe_and_falls_back_when_cut() {
     // A —(link 1)— R —(link 2)— B; R routes between its links only while forwarding is on.
     let lab = Lab::chain(201, &["a", "r", "b"]);
     lab.default_route("a", lab.addr("r", 1));

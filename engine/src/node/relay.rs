@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use pnet_mesh_crypto::PublicKey;
+
 use super::Node;
 use crate::mesh::relay::RelayDrops;
 
@@ -34,5 +36,12 @@ impl Node {
             }
         }
         stats
+    }
+
+    /// The next hops of frames for members this node does not reach directly: `(member,
+    /// neighbour)`, the configured ones (`NodeBuilder::relay_route`) first, then those learned from
+    /// discovery (the neighbour that vouched for the member's current record).
+    pub fn relay_routes(&self) -> Vec<(PublicKey, PublicKey)> {
+        self.shared.relay_routes()
     }
 }

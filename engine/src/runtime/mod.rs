@@ -311,6 +311,14 @@ impl Shared {
         self.relay_version.fetch_add(1, Ordering::Release);
     }
 
+    /// The next hops in use: `(member, neighbour)`, configured ones first.
+    pub(crate) fn relay_routes(&self) -> Vec<(PublicKey, PublicKey)> {
+        self.relay_routes
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
     /// The relay table as it stands.
     pub(crate) fn relay_table(&self) -> Arc<RelayTable> {
         self.relay

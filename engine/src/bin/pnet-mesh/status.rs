@@ -72,6 +72,18 @@ pub struct RelayStatus {
     pub promotions: u64,
     /// See `promotions`.
     pub fallbacks: u64,
+    /// Next hops of frames for members not reached directly.
+    #[serde(default)]
+    pub routes: Vec<RouteStatus>,
+}
+
+/// One next hop.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RouteStatus {
+    /// The member frames are for (base64 key).
+    pub member: String,
+    /// The neighbour they go to (base64 key).
+    pub via: String,
 }
 
 /// What discovery knows.
@@ -268,6 +280,15 @@ impl Source<'_> {
             direct_members: p.direct,
             promotions: p.promotions,
             fallbacks: p.fallbacks,
+            routes: self
+                .node
+                .relay_routes()
+                .into_iter()
+                .map(|(member, via)| RouteStatus {
+                    member: member.to_string(),
+                    via: via.to_string(),
+                })
+                .collect(),
         }
     }
 
@@ -536,6 +557,10 @@ mod tests {
             direct_members: 1,
             promotions: 1,
             fallbacks: 0,
+            routes: vec![RouteStatus {
+                member: "FAR".into(),
+                via: "RELAYKEY".into(),
+            }],
         };
         let text = render(&s, 1065);
         assert!(
