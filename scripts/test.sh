@@ -215,6 +215,15 @@ assert r["relay_forwarded"] > 0, "relay-loopback: the relay forwarded nothing"
 print(f"relay-loopback smoke: relayed {r['packets_per_sec']:.0f}/s, direct "
       f"{r['direct']['packets_per_sec']:.0f}/s, ratio {r['ratio_vs_direct']:.2f} (smoke numbers, not comparable)")
 PY
+"$bench_bin" --smoke --macro testnode-smoke --warmup 200ms --duration 1s \
+    --output "$smoke_dir/testnode-smoke.json" > /dev/null
+python3 - "$smoke_dir/testnode-smoke.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["round_trips"] > 0, "testnode-smoke: no round trip through the two containers"
+print(f"testnode-smoke: {r['round_trips']} round trips through two node containers, {r['lost']} lost "
+      "(manual and non-deterministic; smoke numbers)")
+PY
 # The README's first command: two `pnet-mesh` nodes on loopback, datagrams through --forward and
 # --expose, then `show`. It fails unless every datagram comes back.
 PNET_MESH_BIN="$CARGO_TARGET_DIR/$PROFILE/pnet-mesh" bash scripts/demo.sh

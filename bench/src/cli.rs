@@ -19,8 +19,9 @@ usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
                      UDP beside the ceiling, bare UDP and boringtun); channel-proxy (channel
                      goodput direct, then through the impairment proxy at 0 % and 5 % loss);
                      relay-loopback (A -> relay -> B on loopback beside a direct pair,
-                     ratio_vs_direct);
-                     testnode-smoke is not implemented yet
+                     ratio_vs_direct); testnode-smoke (two node containers on Docker, one
+                     datagram in flight through A -> B -> host echo and back: manual and
+                     non-deterministic)
   --payload N        inner IP packet length in bytes, 28 to 1420 (default 1420); for
                      channel-proxy the message size, 1 to 16777216 (default 1048576)
   --warmup DUR       untimed run first (default 1s)

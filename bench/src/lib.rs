@@ -10,8 +10,8 @@
 //! proxy ([`channel_proxy`]), relayed throughput A → R → B beside a direct pair ([`relay_loopback`]), a counting global allocator for
 //! allocations per operation ([`alloc_count`]), a fixed-size latency histogram ([`histogram`]), two
 //! endpoints joined in memory ([`pair`]), thread placement and CPU time ([`threads`]), the HTML report ([`report`]) and the
-//! command line ([`cli`], [`duration`]). Not yet: the `testnode-smoke` scenario (it needs the container
-//! harness).
+//! command line ([`cli`], [`duration`]). The `testnode-smoke` scenario ([`testnode_smoke`]) runs two node
+//! containers; it is manual and non-deterministic.
 #![deny(missing_docs)]
 
 pub mod alloc_count;
@@ -24,5 +24,6 @@ pub mod in_memory;
 pub mod pair;
 pub mod relay_loopback;
 pub mod report;
+pub mod testnode_smoke;
 pub mod threads;
 pub mod udp_loopback;

@@ -18,6 +18,7 @@ use pnet_mesh_bench::cli::{Command, MacroArgs, Scenario, USAGE, parse_args};
 use pnet_mesh_bench::environment::{results_dir, write_report};
 use pnet_mesh_bench::in_memory::{self, InMemoryOptions};
 use pnet_mesh_bench::relay_loopback::{self, RelayLoopbackOptions};
+use pnet_mesh_bench::testnode_smoke::{self, TestnodeSmokeOptions};
 use pnet_mesh_bench::udp_loopback::{self, UdpLoopbackOptions};
 
 #[global_allocator]
@@ -54,16 +55,8 @@ fn main() -> ExitCode {
         Scenario::UdpLoopback => run_udp_loopback(&m),
         Scenario::ChannelProxy => run_channel_proxy(&m),
         Scenario::RelayLoopback => run_relay_loopback(&m),
-        Scenario::TestnodeSmoke => not_implemented(m.scenario, "the container harness (issue 11)"),
+        Scenario::TestnodeSmoke => run_testnode_smoke(&m),
     }
-}
-
-fn not_implemented(scenario: Scenario, needs: &str) -> ExitCode {
-    eprintln!(
-        "bench: --macro {} is not implemented yet: needs {needs}; no numbers were produced",
-        scenario.name()
-    );
-    ExitCode::from(2)
 }
 
 fn run_in_memory(m: &MacroArgs) -> ExitCode {
@@ -115,6 +108,22 @@ fn run_channel_proxy(m: &MacroArgs) -> ExitCode {
     finish(
         m,
         channel_proxy::run(&opts, &mut |line| eprintln!("bench: {line}")),
+    )
+}
+
+fn run_testnode_smoke(m: &MacroArgs) -> ExitCode {
+    let opts = TestnodeSmokeOptions {
+        payload: if m.payload == Scenario::TestnodeSmoke.default_payload() {
+            1024
+        } else {
+            m.payload
+        },
+        warmup: m.warmup,
+        duration: m.duration,
+    };
+    finish(
+        m,
+        testnode_smoke::run(&opts, &mut |line| eprintln!("bench: {line}")),
     )
 }
 
