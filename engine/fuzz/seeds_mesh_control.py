@@ -14,7 +14,7 @@ PSK = bytes([0x42] * 32)
 RECORD_KEY = hashlib.blake2s(b"pnet-mesh member record v1" + PSK).digest()
 
 
-def record(key_byte, version, addresses, endpoints=(), left=False, observed=None, lifetime=60):
+def record(key_byte, version, addresses, endpoints=(), left=False, observed=None, lifetime=60, hops=0):
     body = bytes([key_byte] * 32) + struct.pack(">QI", version, lifetime)
     body += bytes([1 if left else 0, len(addresses), len(endpoints), 0])
     for a in addresses:
@@ -31,7 +31,7 @@ def record(key_byte, version, addresses, endpoints=(), left=False, observed=None
         host, port = observed.rsplit(":", 1)
         ip = ipaddress.ip_address(host.strip("[]"))
         trailer = bytes([ip.version]) + ip.packed + struct.pack(">H", int(port))
-    return body + mac + trailer
+    return body + mac + trailer + bytes([hops])
 
 
 def message(records, sync=False):
@@ -43,6 +43,7 @@ seeds = [
     message([record(2, WALL + 1, ["10.0.0.2/32"])], sync=True),
     message([record(9, WALL, ["10.0.0.9/32", "fd00::9/128"], ["192.0.2.9:51820"], observed="198.51.100.9:4000")]),
     message([record(9, WALL, ["10.0.0.2/32"])]),
+    message([record(9, WALL, ["10.0.0.9/32"], hops=3)]),
     message([record(9, WALL + 5, [], left=True)]),
     message([record(10 + i, WALL, [f"10.1.{i}.0/24"], ["[2001:db8::1]:51820"]) for i in range(8)]),
 ]

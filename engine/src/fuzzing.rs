@@ -202,7 +202,7 @@ pub fn mesh_control(data: &[u8]) {
             let mut out = [0u8; MAX_RECORD_LEN];
             let n = received
                 .record
-                .encode(&key, received.observed, &mut out)
+                .encode(&key, received.observed, received.hops, &mut out)
                 .expect("a decoded record fits the largest record");
             assert_eq!(
                 out.get(..n),
@@ -246,7 +246,7 @@ pub fn mesh_control(data: &[u8]) {
         endpoints: Vec::new(),
     };
     let n = record
-        .encode(&key, None, hello.get_mut(4..).unwrap_or_default())
+        .encode(&key, None, 0, hello.get_mut(4..).unwrap_or_default())
         .unwrap_or(0);
     hello.truncate(4 + n);
     discovery.handle_message(now, member, &hello);

@@ -409,6 +409,7 @@ fn hostile_discovery_input_is_dropped_counted_and_moves_no_endpoint() {
             .encode(
                 &rk,
                 Some("127.0.0.1:9".parse().unwrap()),
+                0,
                 &mut m[MESSAGE_HEADER_LEN..],
             )
             .unwrap();

@@ -437,6 +437,8 @@ impl Discovery {
                     });
                     passed_on.push(record);
                 }
+                // A shorter path is news for the neighbours too.
+                Ok(Change::Shorter) => passed_on.push(record),
                 Ok(Change::Stale) => self.stats.records_stale += 1,
                 Err(reason) => self.stats.drops.count(reason),
             }
@@ -576,10 +578,12 @@ impl Discovery {
         loop {
             let mut message = vec![0u8; self.max_message];
             let mut at = MESSAGE_HEADER_LEN;
-            let Some(n) =
-                self.own
-                    .encode(&self.key, None, message.get_mut(at..).unwrap_or_default())
-            else {
+            let Some(n) = self.own.encode(
+                &self.key,
+                None,
+                0,
+                message.get_mut(at..).unwrap_or_default(),
+            ) else {
                 return;
             };
             at += n;
@@ -587,9 +591,15 @@ impl Discovery {
             while count < MAX_RECORDS {
                 let Some(r) = remaining.peek() else { break };
                 let observed = self.observed.get(&r.public_key).copied();
+                // One more member in between for the receiver than for us.
+                let hops = self
+                    .table
+                    .get(&r.public_key)
+                    .map_or(0, |m| m.hops.saturating_add(1));
                 match r.encode(
                     &self.key,
                     observed,
+                    hops,
                     message.get_mut(at..).unwrap_or_default(),
                 ) {
                     Some(n) => {

@@ -62,6 +62,8 @@ pub struct Member {
     pub vouched_by: PublicKey,
     /// Where the voucher reaches it (the voucher's observation), if said.
     pub observed: Option<SocketAddr>,
+    /// Members between it and us on the path its record came (0: it told us itself).
+    pub hops: u8,
     /// When the record is forgotten unless a newer version arrives.
     pub expires: Instant,
     /// A peer of the node's own configuration (never admitted or removed by discovery).
@@ -86,6 +88,9 @@ pub enum Change {
         /// Whether the node must remove the peer.
         admitted: bool,
     },
+    /// The version held, offered by a neighbour with fewer members in between: that neighbour
+    /// vouches for it from now on (the next hop towards it).
+    Shorter,
     /// Nothing new (a version already held, a departure already known, our own record).
     Stale,
 }
@@ -170,7 +175,11 @@ impl MemberTable {
         sender: PublicKey,
         received: ReceivedRecord,
     ) -> Result<Change, DiscoveryDrop> {
-        let ReceivedRecord { record, observed } = received;
+        let ReceivedRecord {
+            record,
+            observed,
+            hops,
+        } = received;
         let key = record.public_key;
         if key == self.own_key {
             return Ok(Change::Stale);
@@ -187,7 +196,19 @@ impl MemberTable {
         }
         let lifetime = Duration::from_secs(u64::from(record.lifetime_secs));
         let configured = self.is_configured(&key);
-        if let Some(held) = self.members.get(&key) {
+        if let Some(held) = self.members.get_mut(&key) {
+            if record.version == held.record.version
+                && !record.left
+                && sender != held.vouched_by
+                && hops < held.hops
+            {
+                held.vouched_by = sender;
+                held.hops = hops;
+                if observed.is_some() {
+                    held.observed = observed;
+                }
+                return Ok(Change::Shorter);
+            }
             if record.version <= held.record.version {
                 return Ok(Change::Stale);
             }
@@ -205,6 +226,7 @@ impl MemberTable {
             if let Some(member) = self.members.get_mut(&key) {
                 member.record = record;
                 member.vouched_by = sender;
+                member.hops = hops;
                 if observed.is_some() {
                     member.observed = observed;
                 }
@@ -229,6 +251,7 @@ impl MemberTable {
                 record,
                 vouched_by: sender,
                 observed,
+                hops,
                 expires: now + lifetime,
                 configured,
             },

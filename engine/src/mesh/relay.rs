@@ -17,12 +17,13 @@
 //! # Routes, and why they cannot loop
 //!
 //! The next hop towards a member that is not a neighbour comes from [`RelayTable::set_routes`]: the
-//! neighbour that vouched for (first delivered) the member's current record. Records flood hop by
-//! hop and a node passes a version on only the first time it sees it, so this is the reverse path of
-//! the flood, as in destination-sequenced distance vector routing: a node's next hop for a member
-//! held that record version *before* the node did. Following next hops, the versions never fall and,
-//! for one version, the times of first receipt strictly fall, so a chain of next hops cannot come
-//! back to where it started: it ends at the member. While tables change (a newer version still
+//! neighbour that vouched for the member's current record. Records flood hop by hop with a hop count
+//! in their trailer; a node passes a version on when it is new to it, and for a version it holds it
+//! switches to a neighbour that offers strictly fewer members in between (and passes that on). This is
+//! destination-sequenced distance vector routing (DSDV): a node's next hop holds the same or a newer
+//! version, and for the same version a strictly smaller hop count. Following next hops, the versions
+//! never fall and, for one version, the hop counts strictly fall, so a chain of next hops cannot
+//! come back to where it started: it ends at the member. While tables change (a newer version still
 //! flooding, a restart), a transient loop is cut by the hop limit that every frame carries and every
 //! relay lowers, by the rule that a frame never goes back to the peer it came from, and by a node
 //! dropping its own frame when it returns.

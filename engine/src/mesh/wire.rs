@@ -30,6 +30,7 @@
 //! | … | … | endpoints | each: family, 4 or 16 address bytes, port (2): UDP endpoints the member listens on |
 //! | … | 16 | `mac` | keyed BLAKE2s-128 over every byte above, key = BLAKE2s-256(`"pnet-mesh member record v1"` ‖ mesh PSK) |
 //! | … | 1, 7 or 19 | `observed` | the trailer, outside the MAC: family 0 (none), or family, address and port at which the member that sends this message reaches the record's member (its reflexive endpoint) |
+//! | … | 1 | `hops` | also outside the MAC: members between the record's member and the receiver (0: the sender is the member); for one version, a receiver prefers the neighbour that offers fewer, so next hops follow shortest paths |
 //!
 //! The MAC proves a record was made by a holder of the mesh PSK: a peer that does not hold it cannot
 //! make or alter one. Members are trusted with each other's records (every member holds the PSK);
@@ -60,7 +61,7 @@ pub const RECORD_FIXED_LEN: usize = 48;
 pub const MAC_LEN: usize = 16;
 /// The longest record on the wire (every count at its maximum, IPv6 throughout).
 pub const MAX_RECORD_LEN: usize =
-    RECORD_FIXED_LEN + MAX_ADDRESSES * 18 + MAX_ENDPOINTS * 19 + MAC_LEN + 19;
+    RECORD_FIXED_LEN + MAX_ADDRESSES * 18 + MAX_ENDPOINTS * 19 + MAC_LEN + 19 + 1;
 
 /// `ANNOUNCE`: records follow.
 pub const KIND_ANNOUNCE: u8 = 1;
@@ -122,6 +123,8 @@ pub struct ReceivedRecord {
     pub record: MemberRecord,
     /// Where the sending member reaches the record's member, if it said.
     pub observed: Option<SocketAddr>,
+    /// Members between the record's member and us, as the sender says.
+    pub hops: u8,
 }
 
 /// Why a message or one of its records was refused.
@@ -207,6 +210,7 @@ impl MemberRecord {
                 .sum::<usize>()
             + MAC_LEN
             + observed.map_or(1, |o| 3 + ip_len(o.ip()))
+            + 1
     }
 
     /// Writes the record, its MAC under `key` and the trailer; returns the bytes written, or `None`
@@ -215,6 +219,7 @@ impl MemberRecord {
         &self,
         key: &RecordKey,
         observed: Option<SocketAddr>,
+        hops: u8,
         out: &mut [u8],
     ) -> Option<usize> {
         if self.addresses.len() > MAX_ADDRESSES || self.endpoints.len() > MAX_ENDPOINTS {
@@ -249,6 +254,7 @@ impl MemberRecord {
                 w.put(&o.port().to_be_bytes())?;
             }
         }
+        w.put(&[hops])?;
         Some(w.at)
     }
 
@@ -300,6 +306,7 @@ impl MemberRecord {
             0 => None,
             f => Some(r.endpoint(f)?),
         };
+        let [hops] = r.array::<1>()?;
         let expected = key.mac(bytes.get(..signed).ok_or(WireError::Truncated)?);
         if !constant_time_eq(&mac, &expected) {
             return Err(WireError::BadMac);
@@ -316,6 +323,7 @@ impl MemberRecord {
                     endpoints,
                 },
                 observed,
+                hops,
             },
             rest,
         ))

@@ -294,11 +294,22 @@ impl Driver<'_> {
         }
         // Frames for a member we do not reach directly go to the neighbour that vouched for its
         // record: the reverse path of the flood (loop-free, see `mesh::relay`).
+        let (endpoints, keys) = (&self.endpoints, &self.keys);
         let routes = d
             .members()
             .filter(|m| !direct.contains(&m.record.public_key))
-            .filter(|m| m.vouched_by != m.record.public_key)
-            .map(|m| (m.record.public_key, m.vouched_by))
+            .filter_map(|m| {
+                let member = m.record.public_key;
+                if m.vouched_by != member {
+                    return Some((member, m.vouched_by));
+                }
+                // It told us itself, over a session that a relay carries: frames go to that relay.
+                let relay = endpoints
+                    .get(&member)
+                    .and_then(path::RelayPath::from_addr)
+                    .and_then(|p| keys.get(&p.relay).copied())?;
+                Some((member, relay))
+            })
             .collect();
         self.shared.set_relay_routes(routes);
     }

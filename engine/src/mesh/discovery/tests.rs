@@ -251,7 +251,7 @@ fn message(psk: [u8; 32], records: &[MemberRecord], sync: bool) -> Vec<u8> {
     .unwrap();
     let mut at = MESSAGE_HEADER_LEN;
     for r in records {
-        at += r.encode(&key, None, &mut out[at..]).unwrap();
+        at += r.encode(&key, None, 0, &mut out[at..]).unwrap();
     }
     out.truncate(at);
     out
@@ -590,4 +590,41 @@ fn bad_settings_name_the_field() {
     c.max_members = 0;
     assert_eq!(c.validate().unwrap_err().field(), "discovery.max_members");
     assert!(config().validate().is_ok());
+}
+
+#[test]
+fn for_one_version_the_neighbour_with_fewer_members_in_between_becomes_the_next_hop() {
+    let mut sim = hub(3);
+    let now = sim.now;
+    let (one, two) = (sim.nodes[1].key, sim.nodes[2].key);
+    let d = &mut sim.nodes[0].discovery;
+    let far = record_of(key(30), WALL, vec![host(30)]);
+    let with_hops = |hops: u8| {
+        let k = RecordKey::new(&PresharedKey::from_bytes(PSK));
+        let mut out = vec![0u8; 4096];
+        MessageHeader {
+            sync: false,
+            count: 1,
+        }
+        .encode(&mut out)
+        .unwrap();
+        let n = far
+            .encode(&k, None, hops, &mut out[MESSAGE_HEADER_LEN..])
+            .unwrap();
+        out.truncate(MESSAGE_HEADER_LEN + n);
+        out
+    };
+    d.handle_message(now, one, &with_hops(3));
+    assert_eq!(d.member(&key(30)).unwrap().vouched_by, one);
+    assert_eq!(d.member(&key(30)).unwrap().hops, 3);
+    // The same version with fewer members in between: two is the better next hop.
+    d.handle_message(now, two, &with_hops(1));
+    assert_eq!(d.member(&key(30)).unwrap().vouched_by, two);
+    assert_eq!(d.member(&key(30)).unwrap().hops, 1);
+    // Not a longer one, nor an equal one.
+    d.handle_message(now, one, &with_hops(1));
+    d.handle_message(now, one, &with_hops(2));
+    assert_eq!(d.member(&key(30)).unwrap().vouched_by, two);
+    // The record itself is unchanged throughout.
+    assert_eq!(d.member(&key(30)).unwrap().record, far);
 }

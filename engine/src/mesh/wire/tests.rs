@@ -24,7 +24,7 @@ fn record() -> MemberRecord {
 
 fn encode(r: &MemberRecord, observed: Option<SocketAddr>) -> Vec<u8> {
     let mut out = vec![0u8; MAX_RECORD_LEN];
-    let n = r.encode(&key(), observed, &mut out).unwrap();
+    let n = r.encode(&key(), observed, 2, &mut out).unwrap();
     assert_eq!(n, r.encoded_len(observed));
     out.truncate(n);
     out
@@ -38,13 +38,14 @@ fn a_record_roundtrips_with_and_without_its_trailer() {
         assert!(rest.is_empty());
         assert_eq!(got.record, record());
         assert_eq!(got.observed, observed);
+        assert_eq!(got.hops, 2);
     }
     let mut left = record();
     left.left = true;
     left.addresses.clear();
     left.endpoints.clear();
     let bytes = encode(&left, None);
-    assert_eq!(bytes.len(), RECORD_FIXED_LEN + MAC_LEN + 1);
+    assert_eq!(bytes.len(), RECORD_FIXED_LEN + MAC_LEN + 1 + 1);
     assert_eq!(MemberRecord::decode(&key(), &bytes).unwrap().0.record, left);
 }
 
@@ -67,7 +68,7 @@ fn a_record_made_with_another_psk_or_altered_fails_its_mac() {
         WireError::BadMac
     );
     // Every bit the MAC covers is covered: flip each byte of the signed part in turn.
-    let signed = bytes.len() - MAC_LEN - 1;
+    let signed = bytes.len() - MAC_LEN - 1 - 1;
     for i in 0..signed {
         let mut b = bytes.clone();
         b[i] ^= 0x01;
@@ -76,7 +77,7 @@ fn a_record_made_with_another_psk_or_altered_fails_its_mac() {
             "byte {i} altered went unnoticed"
         );
     }
-    // The trailer is outside the MAC (a forwarder adds its own observation).
+    // The trailer (observation and hop count) is outside the MAC: each forwarder writes its own.
     let observed = encode(&record(), Some("198.51.100.7:40000".parse().unwrap()));
     assert_eq!(bytes[..signed + MAC_LEN], observed[..signed + MAC_LEN]);
 }
@@ -143,7 +144,7 @@ fn hostile_records_are_refused_by_reason() {
     // A record longer than one of the maximum is impossible to build.
     let mut big = record();
     big.addresses = vec!["10.0.0.0/8".parse().unwrap(); MAX_ADDRESSES + 1];
-    assert!(big.encode(&key(), None, &mut [0u8; 4096]).is_none());
+    assert!(big.encode(&key(), None, 0, &mut [0u8; 4096]).is_none());
 }
 
 #[test]
