@@ -310,7 +310,31 @@ impl Driver<'_> {
                     .and_then(|p| keys.get(&p.relay).copied())?;
                 Some((member, relay))
             })
+            .collect::<Vec<(PublicKey, PublicKey)>>();
+        // A relayed member whose next hop changed (a shorter path came along): send through the new
+        // one from now on, and probe with it as the fallback.
+        let moves: Vec<(PeerId, PublicKey, PublicKey, PeerId)> = routes
+            .iter()
+            .filter(|(_, via)| direct.contains(via))
+            // A configured peer's path (`Via`) is the operator's choice.
+            .filter(|(member, _)| d.member(member).is_some_and(|m| !m.configured))
+            .filter_map(|(member, via)| {
+                let at = path::RelayPath::from_addr(self.endpoints.get(member)?)?;
+                let current = self.keys.get(&at.relay)?;
+                (current != via).then_some((
+                    *self.ids.get(member)?,
+                    *member,
+                    *via,
+                    *self.ids.get(via)?,
+                ))
+            })
             .collect();
+        for (id, member, via, via_id) in moves {
+            let _ = self
+                .tx
+                .tell(ControlRequest::SetEndpoint(id, path::via(via_id)));
+            self.paths.track(Instant::now(), member, via, &[]);
+        }
         self.shared.set_relay_routes(routes);
     }
 
