@@ -323,10 +323,11 @@ fn cli_nodes_with_a_mesh_psk_learn_each_other_through_a_bootstrap_peer() {
         .iter()
         .find(|m| m["public_key"] == pubs[2].as_str())
         .expect("spoke 2 is a member");
-    assert_eq!(
-        learned["vouched_by"],
-        pubs[0].as_str(),
-        "the hub vouched for it"
+    // The hub vouched for it first; once the pair talks directly the member's own copy of its record
+    // (no member in between) is the shorter path and it vouches for itself.
+    assert!(
+        learned["vouched_by"] == pubs[0].as_str() || learned["vouched_by"] == pubs[2].as_str(),
+        "vouched for by the hub, or by itself over the direct session: {learned:#}"
     );
     assert_eq!(learned["configured"], false);
     let peer = status["peers"]
