@@ -439,6 +439,18 @@ impl Node {
         result
     }
 
+    /// The next authenticated inner IP packet, waiting up to `timeout` (`None`: for ever).
+    ///
+    /// # Errors
+    /// [`NodeError::TimedOut`], or as [`try_recv_packet`](Self::try_recv_packet).
+    pub fn recv_packet_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<(usize, PeerId), NodeError> {
+        self.blocking_recv(timeout, || self.try_recv_packet(buf))
+    }
+
     /// Receives up to `bufs.len()` packets without waiting; returns `(length, peer)` for each filled
     /// buffer, in order.
     pub fn try_recv_packets(
