@@ -124,6 +124,8 @@ drop_counters! {
     TooLarge,
     /// No buffer, or the owning shard's queue was full.
     QueueFull,
+    /// A path message (probe, candidates) while this node runs no discovery to answer it.
+    NoProber,
 }
 
 /// What a node knows of a peer for relaying.

@@ -119,7 +119,7 @@ impl DataShard {
                 continue;
             };
             // Set when a single datagram's buffer is to be handed to the application as it is.
-            let mut keep: Option<(core::ops::Range<usize>, PeerId)> = None;
+            let mut keep: Option<(core::ops::Range<usize>, PeerId, Option<u16>)> = None;
             for (k, segment) in data.chunks_mut(stride).enumerate() {
                 // Every segment is checked: a GRO batch is steered by its first datagram only.
                 let owner = match wire::peek_type(segment) {
@@ -142,20 +142,24 @@ impl DataShard {
                         if let Some(c) = counters {
                             published::add(&c.opened, 1);
                         }
-                        match self.frame_in(packet) {
-                            RelayPort::Frame(frame) => {
-                                self.on_frame(ctx, now, peer, frame, meta.local, tx);
-                                continue;
+                        // Read once: it picks the relay, a driver or the application.
+                        let port = ip::udp_destination_port(packet);
+                        if port == Some(self.relay.port()) {
+                            match self.frame_in(packet) {
+                                RelayPort::Frame(frame) => {
+                                    self.on_frame(ctx, now, peer, frame, meta.local, tx);
+                                    continue;
+                                }
+                                RelayPort::Refused => continue,
+                                RelayPort::Other => {}
                             }
-                            RelayPort::Refused => continue,
-                            RelayPort::Other => {}
                         }
                         let at = range.start + k * stride + TRANSPORT_HEADER_LEN;
                         let packet_range = at..at + packet.len();
                         if single {
-                            keep = Some((packet_range, peer));
+                            keep = Some((packet_range, peer, port));
                         } else {
-                            delivered_any |= self.deliver_copy(peer, meta.from, packet);
+                            delivered_any |= self.deliver_copy(peer, meta.from, packet, port);
                         }
                     }
                     Datagram::Consumed => {
@@ -166,15 +170,16 @@ impl DataShard {
                     Datagram::Reply { .. } | Datagram::Dropped(_) => {}
                 }
             }
-            if let Some((packet_range, peer)) = keep
+            if let Some((packet_range, peer, port)) = keep
                 && let Some((buf, _)) = rx.take(i)
             {
-                delivered_any |= self.deliver(Delivery {
+                let delivery = Delivery {
                     buf,
                     range: packet_range,
                     peer,
                     from: meta.from,
-                });
+                };
+                delivered_any |= self.deliver(delivery, port);
             }
         }
         if delivered_any {
@@ -183,14 +188,11 @@ impl DataShard {
         self.drain(ctx, now, tx);
     }
 
-    /// Queues a packet for the application; drops and counts it when the queue is full.
-    fn deliver(&self, delivery: Delivery) -> bool {
+    /// Queues a packet (UDP to `port`, if it is UDP) for the driver of that port or else the
+    /// application; drops and counts it when the queue is full.
+    fn deliver(&self, delivery: Delivery, port: Option<u16>) -> bool {
         let counters = self.shared.data_counters.get(self.index());
-        let packet = delivery.buf.as_slice().get(delivery.range.clone());
-        if let Some((queue, wake)) = packet
-            .and_then(ip::udp_destination_port)
-            .and_then(|port| self.shared.driver_for(port))
-        {
+        if let Some((queue, wake)) = port.and_then(|port| self.shared.driver_for(port)) {
             // For the channel or discovery driver; it wakes on its own descriptor, not the
             // application's.
             match queue.push(delivery) {
@@ -222,7 +224,13 @@ impl DataShard {
     }
 
     /// A segment of a GRO batch: copied into a buffer of its own.
-    fn deliver_copy(&self, peer: PeerId, from: SocketAddr, packet: &[u8]) -> bool {
+    fn deliver_copy(
+        &self,
+        peer: PeerId,
+        from: SocketAddr,
+        packet: &[u8],
+        port: Option<u16>,
+    ) -> bool {
         let Some(pool) = self.shared.pool.get() else {
             return false;
         };
@@ -240,12 +248,15 @@ impl DataShard {
                 return false;
             }
         }
-        self.deliver(Delivery {
-            buf,
-            range,
-            peer,
-            from,
-        })
+        self.deliver(
+            Delivery {
+                buf,
+                range,
+                peer,
+                from,
+            },
+            port,
+        )
     }
 
     pub(crate) fn on_command(
@@ -355,14 +366,18 @@ impl DataShard {
         }
     }
 
-    /// What an opened packet is to the relay: a frame, a refused frame (counted), or neither (a
-    /// packet for another port, or a path message for the path driver, delivered as usual).
+    /// What an opened packet to the relay port is: a frame, a refused one (counted), or a path
+    /// message for the prober (delivered as usual, if discovery runs one).
     fn frame_in<'p>(&mut self, packet: &'p [u8]) -> RelayPort<'p> {
-        let Some(udp) = ip::parse_udp(packet).filter(|u| u.dst.port() == self.relay.port()) else {
+        let Some(udp) = ip::parse_udp(packet) else {
             return RelayPort::Other;
         };
         match relay::parse_frame(udp.payload) {
             Ok(Some(frame)) => RelayPort::Frame(frame),
+            Ok(None) if self.shared.discovery_port.is_none() => {
+                self.relay_dropped(RelayDrop::NoProber);
+                RelayPort::Refused
+            }
             Ok(None) => RelayPort::Other,
             Err(reason) => {
                 self.relay_dropped(reason);
@@ -539,12 +554,9 @@ impl DataShard {
 
     /// Sends what the data path produced (responses, released packets, keepalives) and its notices.
     fn drain(&mut self, ctx: &mut ShardContext<'_, Command>, now: Instant, tx: &mut SendBatch) {
-        let pool = self.shared.pool.get().cloned();
         while tx.remaining() > 0 {
-            let Some(mut buf) = pool
-                .as_ref()
-                .and_then(|p| p.take(ShardId::data(self.index())))
-            else {
+            let shard = ShardId::data(self.index());
+            let Some(mut buf) = self.shared.pool.get().and_then(|p| p.take(shard)) else {
                 break;
             };
             let Some(t) = buf

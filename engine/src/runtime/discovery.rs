@@ -81,7 +81,7 @@ impl DiscoveryDriver {
         listen: Vec<SocketAddr>,
     ) -> std::io::Result<DiscoveryDriver> {
         let (h, s) = (hub.clone(), shared.clone());
-        let (own, max_members) = {
+        let (own_key, own, max_members) = {
             let d = hub
                 .discovery
                 .lock()
@@ -93,11 +93,12 @@ impl DiscoveryDriver {
                 .copied()
                 .chain(listen)
                 .collect();
-            (own, d.max_members())
+            (d.own_record().public_key, own, d.max_members())
         };
         let paths = PathDriver::new(
             ProbeConfig::default(),
             max_members,
+            own_key,
             own,
             shared.relay_config.port,
         );

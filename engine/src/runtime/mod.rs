@@ -205,10 +205,8 @@ pub(crate) struct Shared {
     pub(crate) relay_config: RelayConfig,
     /// Index = data shard.
     pub(crate) relay_counters: Vec<RelayShardCounters>,
-    /// Path messages (relay port, not frames) for the path driver.
+    /// Path messages (relay port, not frames) for the prober in the discovery driver.
     pub(crate) path_deliveries: ArrayQueue<Delivery>,
-    /// Wakes the path driver.
-    pub(crate) path_wake: Readiness,
 }
 
 impl Shared {
@@ -257,7 +255,6 @@ impl Shared {
                 .map(|_| RelayShardCounters::default())
                 .collect(),
             path_deliveries: ArrayQueue::new(PATH_QUEUE),
-            path_wake: Readiness::new()?,
         })
     }
 
@@ -366,15 +363,10 @@ impl Shared {
             Some((&self.channel_deliveries, &self.channel_wake))
         } else if Some(port) == self.discovery_port {
             Some((&self.discovery_deliveries, &self.discovery_wake))
-        } else if port == self.relay_config.port {
-            // The path prober runs in the discovery driver; without discovery nobody reads them and
-            // the bounded queue drops them.
-            let wake = if self.discovery_port.is_some() {
-                &self.discovery_wake
-            } else {
-                &self.path_wake
-            };
-            Some((&self.path_deliveries, wake))
+        } else if port == self.relay_config.port && self.discovery_port.is_some() {
+            // Path messages: the prober runs in the discovery driver (without discovery the data
+            // shard refuses them before they get here).
+            Some((&self.path_deliveries, &self.discovery_wake))
         } else {
             None
         }

@@ -32,12 +32,15 @@ pub(crate) struct PathDriver {
     /// When each relayed member was last told our candidates.
     told: HashMap<PublicKey, Instant>,
     port: u16,
+    /// This node's key (the member our candidate messages describe).
+    own_key: PublicKey,
 }
 
 impl PathDriver {
     pub(crate) fn new(
         config: ProbeConfig,
         max_members: usize,
+        own_key: PublicKey,
         own: Vec<SocketAddr>,
         port: u16,
     ) -> Self {
@@ -53,6 +56,7 @@ impl PathDriver {
                 .collect(),
             told: HashMap::new(),
             port,
+            own_key,
         }
     }
 
@@ -174,7 +178,12 @@ impl PathDriver {
         tx: &Transmitter,
         address_of: &dyn Fn(&PublicKey) -> Option<IpAddr>,
     ) {
-        let own_key = *tx.shared.relay_table().own_key();
+        let relayed = self.relayed_members();
+        if relayed.is_empty() {
+            self.told.clear();
+            return;
+        }
+        let own_key = self.own_key;
         let mut candidates: Vec<(CandidateSource, SocketAddr)> = self
             .prober
             .own_reflexive()
@@ -196,7 +205,7 @@ impl PathDriver {
         let prober = &self.prober;
         self.told
             .retain(|m, _| prober.is_tracked(m) && prober.direct(m).is_none());
-        for member in self.relayed_members() {
+        for member in relayed {
             if self
                 .told
                 .get(&member)
