@@ -47,6 +47,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing: ${need[*]}"
@@ -57,7 +59,7 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "missing ${need[*]} and not root (or no apt-get): the interop tests will fail naming them"
     fi
 else
-    echo "wireguard-go, wg, ip, python3, dockerd and ping present"
+    echo "wireguard-go, wg, ip, python3, dockerd, ping, iperf3 and nc present"
 fi
 # The container tests need a Docker daemon: start one when none answers (never a second one).
 if command -v dockerd >/dev/null 2>&1 && ! docker_up; then

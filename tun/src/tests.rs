@@ -10,33 +10,47 @@ use pnet_mesh::crypto::rng::SeededRng;
 use pnet_mesh::{PeerConfig, ip};
 
 use super::*;
+use pnet_mesh::Node;
+use pnet_mesh::wg_quick::WgQuickConfig;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Packets the test writes for the bridge to read, and what the bridge wrote.
 #[derive(Default)]
 struct MemoryDevice {
-    inbox: Mutex<VecDeque<Vec<u8>>>,
+    inbox: Mutex<VecDeque<(Vec<u8>, Offload)>>,
     ready: Condvar,
     outbox: Mutex<Vec<Vec<u8>>>,
 }
 
 impl PacketDevice for MemoryDevice {
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Inbound>> {
         let mut inbox = self.inbox.lock().unwrap();
         if inbox.is_empty() {
-            inbox = self.ready.wait_timeout(inbox, POLL).unwrap().0;
+            inbox = self
+                .ready
+                .wait_timeout(inbox, Duration::from_millis(100))
+                .unwrap()
+                .0;
         }
-        match inbox.pop_front() {
-            Some(p) => {
-                buf[..p.len()].copy_from_slice(&p);
-                Ok(p.len())
+        Ok(inbox.pop_front().map(|(p, offload)| {
+            buf[..p.len()].copy_from_slice(&p);
+            Inbound {
+                start: 0,
+                len: p.len(),
+                offload,
             }
-            None => Ok(0),
-        }
+        }))
     }
 
-    fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        self.outbox.lock().unwrap().push(packet.to_vec());
-        Ok(packet.len())
+    fn send_batch(&self, batch: &mut [Vec<u8>]) -> io::Result<usize> {
+        let mut out = self.outbox.lock().unwrap();
+        for p in batch.iter() {
+            out.push(p[HEADROOM..].to_vec());
+        }
+        Ok(0)
     }
 }
 
@@ -49,8 +63,15 @@ fn udp(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-#[test]
-fn the_bridge_carries_packets_from_one_device_through_the_mesh_to_the_other() {
+/// Two nodes on loopback, each behind a bridge on an in-memory device.
+struct Pair {
+    dev_a: Arc<MemoryDevice>,
+    dev_b: Arc<MemoryDevice>,
+    bridge_a: Bridge,
+    bridge_b: Bridge,
+}
+
+fn pair() -> Pair {
     let (a_key, b_key) = (
         PrivateKey::generate(&mut SeededRng::new(1)),
         PrivateKey::generate(&mut SeededRng::new(2)),
@@ -79,6 +100,41 @@ fn the_bridge_carries_packets_from_one_device_through_the_mesh_to_the_other() {
     );
     let bridge_a = Bridge::start(Arc::new(a), dev_a.clone()).unwrap();
     let bridge_b = Bridge::start(Arc::new(b), dev_b.clone()).unwrap();
+    Pair {
+        dev_a,
+        dev_b,
+        bridge_a,
+        bridge_b,
+    }
+}
+
+impl MemoryDevice {
+    fn push(&self, packet: Vec<u8>, offload: Offload) {
+        self.inbox.lock().unwrap().push_back((packet, offload));
+        self.ready.notify_one();
+    }
+
+    fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.outbox.lock().unwrap().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{n} packets crossed the mesh in time"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.outbox.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn the_bridge_carries_packets_from_one_device_through_the_mesh_to_the_other() {
+    let Pair {
+        dev_a,
+        dev_b,
+        bridge_a,
+        bridge_b,
+    } = pair();
     let packets: Vec<Vec<u8>> = (0..20)
         .map(|i| {
             udp(
@@ -89,36 +145,126 @@ fn the_bridge_carries_packets_from_one_device_through_the_mesh_to_the_other() {
         })
         .collect();
     for p in &packets {
-        dev_a.inbox.lock().unwrap().push_back(p.clone());
-        dev_a.ready.notify_one();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while dev_b.outbox.lock().unwrap().len() < packets.len() {
-        assert!(
-            Instant::now() < deadline,
-            "the packets crossed the mesh in time"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+        dev_a.push(p.clone(), Offload::None);
     }
     assert_eq!(
-        *dev_b.outbox.lock().unwrap(),
+        dev_b.wait_for(packets.len()),
         packets,
         "intact and in order"
     );
     assert_eq!(bridge_a.stats().to_mesh.load(Ordering::Relaxed), 20);
     assert_eq!(bridge_b.stats().from_mesh.load(Ordering::Relaxed), 20);
     // A packet no peer routes is dropped and counted, not queued.
-    dev_a
-        .inbox
-        .lock()
-        .unwrap()
-        .push_back(udp("10.81.0.1:4000", "10.99.0.9:5000", b"nowhere"));
-    dev_a.ready.notify_one();
+    dev_a.push(
+        udp("10.81.0.1:4000", "10.99.0.9:5000", b"nowhere"),
+        Offload::None,
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while bridge_a.stats().to_mesh_dropped.load(Ordering::Relaxed) == 0 {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+#[test]
+fn super_packets_cross_as_segments_and_partial_checksums_are_completed() {
+    let Pair {
+        dev_a,
+        dev_b,
+        bridge_a,
+        bridge_b: _bridge_b,
+    } = pair();
+    // A UDP super-packet as a TUN with USO hands it out: 3000 bytes of payload, segment size 1000.
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    dev_a.push(
+        udp("10.81.0.1:4000", "10.81.0.2:5000", &payload),
+        Offload::Segment(1000),
+    );
+    let got = dev_b.wait_for(3);
+    let headers = ip::udp_headers_len(&"10.81.0.2:5000".parse().unwrap());
+    for (i, segment) in got.iter().enumerate() {
+        let chunk = &payload[i * 1000..(i + 1) * 1000];
+        // Each segment is exactly the ordinary packet the payload chunk would have been, checksum
+        // included (the IPv4 identification advances by one per segment).
+        let mut expected = udp("10.81.0.1:4000", "10.81.0.2:5000", chunk);
+        let id = u16::from_be_bytes([expected[4], expected[5]]).wrapping_add(i as u16);
+        expected[4..6].copy_from_slice(&id.to_be_bytes());
+        expected[10..12].fill(0);
+        let csum = !fold16(&expected[..20]);
+        expected[10..12].copy_from_slice(&csum.to_be_bytes());
+        assert_eq!(segment.len(), headers + 1000, "segment {i} length");
+        assert_eq!(segment, &expected, "segment {i}");
+    }
+    assert_eq!(bridge_a.stats().super_packets.load(Ordering::Relaxed), 1);
+    assert_eq!(bridge_a.stats().to_mesh.load(Ordering::Relaxed), 3);
+    // A packet with only the pseudo-header checksum (CHECKSUM_PARTIAL) arrives with the full one.
+    let whole = udp("10.81.0.1:4000", "10.81.0.2:5000", b"partial checksum");
+    let mut partial = whole.clone();
+    partial[26..28].copy_from_slice(&[0x12, 0x34]);
+    dev_a.push(partial, Offload::Checksum);
+    assert_eq!(dev_b.wait_for(4)[3], whole);
+    // A frame the bridge cannot carry is dropped and counted.
+    dev_a.push(whole, Offload::Refused);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while bridge_a.stats().to_mesh_dropped.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The ones' complement sum of `bytes`, folded.
+fn fold16(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+#[test]
+fn virtio_net_headers_are_read_as_the_kernel_writes_them() {
+    let frame = |flags: u8, gso_type: u8, gso_size: u16, len: usize| {
+        let mut f = vec![0u8; HEADROOM + len];
+        f[0] = flags;
+        f[1] = gso_type;
+        f[4..6].copy_from_slice(&gso_size.to_le_bytes());
+        f
+    };
+    let decode = |f: Vec<u8>| crate::device::decode_vnet_frame(&f);
+    assert_eq!(
+        decode(frame(0, 0, 0, 60)),
+        Inbound {
+            start: HEADROOM,
+            len: 60,
+            offload: Offload::None
+        }
+    );
+    assert_eq!(decode(frame(1, 0, 0, 60)).offload, Offload::Checksum);
+    assert_eq!(
+        decode(frame(1, 1, 1368, 9000)).offload,
+        Offload::Segment(1368)
+    );
+    assert_eq!(
+        decode(frame(1, 4, 1348, 9000)).offload,
+        Offload::Segment(1348)
+    );
+    assert_eq!(
+        decode(frame(1, 5, 1372, 9000)).offload,
+        Offload::Segment(1372)
+    );
+    // TCP with ECN set is still TSO.
+    assert_eq!(
+        decode(frame(1, 0x81, 1368, 9000)).offload,
+        Offload::Segment(1368)
+    );
+    // UFO (3), a zero segment size, or nothing after the header cannot be carried.
+    assert_eq!(decode(frame(1, 3, 1400, 9000)).offload, Offload::Refused);
+    assert_eq!(decode(frame(1, 1, 0, 9000)).offload, Offload::Refused);
+    assert_eq!(decode(frame(0, 0, 0, 0)).offload, Offload::Refused);
+    assert_eq!(decode(vec![1, 2]).offload, Offload::Refused);
 }
 
 #[test]

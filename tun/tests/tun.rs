@@ -121,10 +121,10 @@ fn ping(ns: &str, family: &str, to: &str) -> Result<String, String> {
     }
 }
 
-#[test]
-fn two_tun_bridges_carry_kernel_pings_both_families() {
+/// Two namespaces joined by a veth pair, a `pnet-mesh-tun` in each (`extra` arguments added).
+fn two_bridges(tag: &str, extra: &[&str]) -> (Lab, [String; 2], PathBuf) {
     needs();
-    let id = format!("pt{}", std::process::id() % 100_000);
+    let id = format!("pt{}{tag}", std::process::id() % 100_000);
     let ns = [format!("{id}a"), format!("{id}b")];
     let dir = std::env::temp_dir().join(format!("{id}-tun"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -158,8 +158,7 @@ fn two_tun_bridges_carry_kernel_pings_both_families() {
         config(&ka, 1, &kb, 2, Some("10.203.1.2:51820")),
         config(&kb, 2, &ka, 1, None),
     ];
-    for (i, side) in [1usize, 0].into_iter().enumerate() {
-        let _ = i;
+    for side in [1usize, 0] {
         let path = dir.join(format!("side{side}.conf"));
         std::fs::write(&path, &confs[side]).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -175,6 +174,7 @@ fn two_tun_bridges_carry_kernel_pings_both_families() {
             ])
             .arg(&path)
             .args(["--name", "pmtun0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -182,6 +182,42 @@ fn two_tun_bridges_carry_kernel_pings_both_families() {
         wait_ready(&log, &mut child);
         lab.children.push(child);
     }
+    (lab, ns, dir)
+}
+
+/// Stops both bridges with SIGTERM; returns their logs (side 0, side 1) after a clean exit.
+fn stop(lab: &mut Lab, dir: &Path) -> [String; 2] {
+    for c in &mut lab.children {
+        let _ = Command::new("kill").arg(c.id().to_string()).status();
+    }
+    // Children were started side 1 first.
+    let mut logs = [String::new(), String::new()];
+    for (i, c) in lab.children.iter_mut().enumerate() {
+        let side = 1 - i;
+        let status = c.wait().unwrap();
+        let _ = std::fs::File::open(dir.join(format!("side{side}.log")))
+            .and_then(|mut f| f.read_to_string(&mut logs[side]));
+        assert!(status.success(), "exit {status}:\n{}", logs[side]);
+    }
+    lab.children.clear();
+    logs
+}
+
+/// The number after `key=` in the log's `stopped` line.
+fn counter(log: &str, key: &str) -> u64 {
+    log.lines()
+        .find(|l| l.contains("stopped"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in the stopped line:\n{log}"))
+}
+
+#[test]
+fn two_tun_bridges_carry_kernel_pings_both_families() {
+    let (mut lab, ns, dir) = two_bridges("p", &[]);
     let link = run(&["ip", "-n", &ns[0], "-o", "addr", "show", "dev", "pmtun0"]).unwrap();
     assert!(link.contains("10.80.0.1/24"), "{link}");
     assert!(link.contains("fd80::1/64"), "{link}");
@@ -192,15 +228,97 @@ fn two_tun_bridges_carry_kernel_pings_both_families() {
     let v6 = ping(&ns[1], "-6", "fd80::1").unwrap_or_else(|e| panic!("IPv6 ping: {e}"));
     assert!(v6.contains(" 0% packet loss"), "{v6}");
     // A clean stop on SIGTERM, with the counters in the log.
-    for c in &mut lab.children {
-        let _ = Command::new("kill").arg(c.id().to_string()).status();
+    let logs = stop(&mut lab, &dir);
+    assert!(counter(&logs[0], "to_mesh") >= 3, "{}", logs[0]);
+}
+
+/// Sends `bytes` random bytes over TCP from side 0 to side 1 through the tunnel with `nc`, and
+/// checks that exactly those bytes arrived.
+fn tcp_transfer(ns: &[String; 2], dir: &Path, bytes: usize) {
+    assert!(
+        Command::new("nc").arg("-h").output().is_ok(),
+        "this test needs nc (netcat-openbsd)"
+    );
+    let data: Vec<u8> = {
+        let mut rng = OsRng;
+        let mut v = vec![0u8; bytes];
+        pnet_mesh::crypto::rng::Rng::fill_bytes(&mut rng, &mut v);
+        v
+    };
+    let (input, output) = (dir.join("in.bin"), dir.join("out.bin"));
+    std::fs::write(&input, &data).unwrap();
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns[1],
+            "nc",
+            "-l",
+            "-N",
+            "10.80.0.2",
+            "5001",
+        ])
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nc -l");
+    let started = Instant::now();
+    loop {
+        let sent = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns[0],
+                "nc",
+                "-N",
+                "-w",
+                "10",
+                "10.80.0.2",
+                "5001",
+            ])
+            .stdin(std::fs::File::open(&input).unwrap())
+            .output()
+            .expect("run nc");
+        if sent.status.success() {
+            break;
+        }
+        // The listener may not be up yet.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nc could not connect: {}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
-    for (side, c) in lab.children.iter_mut().enumerate() {
-        let status = c.wait().unwrap();
-        let mut log = String::new();
-        let _ = std::fs::File::open(dir.join(format!("side{}.log", 1 - side)))
-            .and_then(|mut f| f.read_to_string(&mut log));
-        assert!(status.success(), "exit {status}:\n{log}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener got its stream in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
-    lab.children.clear();
+    let got = std::fs::read(&output).unwrap();
+    assert_eq!(got.len(), data.len(), "every byte arrived");
+    assert!(got == data, "the bytes arrived intact");
+}
+
+#[test]
+fn a_tcp_stream_crosses_tun_offloads_as_super_packets_intact() {
+    let (mut lab, ns, dir) = two_bridges("o", &[]);
+    tcp_transfer(&ns, &dir, 16 << 20);
+    let logs = stop(&mut lab, &dir);
+    assert!(logs[0].contains("offloads=\"on\""), "{}", logs[0]);
+    // The sender's kernel handed the stream over in TSO super-packets, split by the node.
+    assert!(counter(&logs[0], "super_packets") > 0, "{}", logs[0]);
+    assert!(counter(&logs[1], "from_mesh") > 0, "{}", logs[1]);
+}
+
+#[test]
+fn a_tcp_stream_crosses_without_offloads_intact() {
+    let (mut lab, ns, dir) = two_bridges("n", &["--no-offload"]);
+    tcp_transfer(&ns, &dir, 4 << 20);
+    let logs = stop(&mut lab, &dir);
+    assert!(logs[0].contains("offloads=\"off\""), "{}", logs[0]);
+    assert_eq!(counter(&logs[0], "super_packets"), 0, "{}", logs[0]);
 }

@@ -32,10 +32,13 @@ enum Command {
         /// The interface name (default: the file's name without `.conf`).
         #[arg(long)]
         name: Option<String>,
+        /// Do not ask the kernel for TUN offloads (virtio-net header, TSO/GSO); one packet per read.
+        #[arg(long)]
+        no_offload: bool,
     },
 }
 
-fn up(config_path: PathBuf, name: Option<String>) -> Result<(), String> {
+fn up(config_path: PathBuf, name: Option<String>, no_offload: bool) -> Result<(), String> {
     let config = WgQuickConfig::load(&config_path).map_err(|e| e.to_string())?;
     let name = name
         .or_else(|| {
@@ -44,7 +47,8 @@ fn up(config_path: PathBuf, name: Option<String>) -> Result<(), String> {
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "pmtun0".into());
-    let settings = TunSettings::from_wg_quick(&config, &name)?;
+    let mut settings = TunSettings::from_wg_quick(&config, &name)?;
+    settings.offload = !no_offload;
     let node = config
         .node_builder()
         .listen(std::net::SocketAddr::from((
@@ -59,6 +63,7 @@ fn up(config_path: PathBuf, name: Option<String>) -> Result<(), String> {
             _ => e.to_string(),
         })?;
     let device = open_tun(&settings).map_err(|e| e.to_string())?;
+    let offloads = if device.offloads() { "on" } else { "off" };
     let node = Arc::new(node);
     let bridge = Bridge::start(node.clone(), Arc::new(device)).map_err(|e| e.to_string())?;
     tracing::info!(
@@ -67,7 +72,7 @@ fn up(config_path: PathBuf, name: Option<String>) -> Result<(), String> {
         mtu = settings.mtu,
         listen = ?node.local_addrs(),
         backend = %node.backend(),
-        offloads = "off",
+        offloads,
         "ready"
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -81,10 +86,16 @@ fn up(config_path: PathBuf, name: Option<String>) -> Result<(), String> {
     let s = bridge.stats();
     tracing::info!(
         to_mesh = s.to_mesh.load(Ordering::Relaxed),
+        super_packets = s.super_packets.load(Ordering::Relaxed),
         from_mesh = s.from_mesh.load(Ordering::Relaxed),
+        device_writes = s.device_writes.load(Ordering::Relaxed),
+        to_mesh_dropped = s.to_mesh_dropped.load(Ordering::Relaxed),
+        from_mesh_dropped = s.from_mesh_dropped.load(Ordering::Relaxed),
         "stopped"
     );
     drop(bridge);
+    let stats = node.stats();
+    tracing::info!(drops = ?stats.drops, data_shards = ?stats.data_shards, "node counters");
     Ok(())
 }
 
@@ -97,7 +108,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Up { config, name } => up(config, name),
+        Command::Up {
+            config,
+            name,
+            no_offload,
+        } => up(config, name, no_offload),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
