@@ -25,6 +25,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(doc)]
+use pnet_mesh::Node;
+
 mod bridge;
 mod device;
 mod settings;
