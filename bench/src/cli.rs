@@ -4,12 +4,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::tun::Implementation;
 
 /// The usage text.
 pub const USAGE: &str = "\
 usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
              [--shards N] [--backend auto|io-uring|mmsg|both] [--output FILE] [--smoke]
        bench report DIR [--output FILE]
+       bench --tun-topology plan|preflight|create|teardown [--implementation IMPL] [--output FILE]
+       bench --tun-benchmark IMPL [--ping-count N] [--iperf-duration DUR] [--output FILE] [--smoke]
+       bench --tun-compare --pnet A.json --wireguard B.json [--baseline C.json] [--output FILE]
+             [--page FILE]
 
   report DIR         turn the JSON reports in DIR into one HTML page with SVG charts (throughput and
                      latency by payload size, ours beside the ceiling and the peer); default output
@@ -32,6 +37,16 @@ usage: bench --macro SCENARIO [--payload N] [--warmup DUR] [--duration DUR]
                      artifacts/benchmarks/results/macro-<scenario>-<payload>.json
   --smoke            run even from a build with debug assertions (CI's smoke test: it proves the
                      scenario runs; the report's `build` says its numbers are not comparable)
+
+TUN workflow (report-only; Docker, /dev/net/tun; IMPL is pnet-mesh-tun or wireguard-go):
+  --tun-topology     plan: the fixed dual-stack topology as JSON; preflight: pass/skip/fail for each
+                     need; create: the topology for --implementation (default pnet-mesh-tun), left
+                     running; teardown: remove every resource with the lab's label
+  --tun-benchmark    create the topology, ping IPv4 and IPv6 (--ping-count, default 20), iperf3 TCP
+                     and UDP (-u -b 500M -l 1372) both ways (--iperf-duration, default 10s), sample
+                     both tunnel processes, tear down; exit 1 if any step failed
+  --tun-compare      one comparison of the two reports (normalized.pnet/.wireguard, ratios,
+                     traceability, regression against --baseline); --page also renders it as HTML
 
 DUR is 500ms, 2s, 3m, 1h or hh:mm:ss. The JSON report goes to stdout and to the file; progress goes
 to stderr. Build with --release: `cargo run --release -p pnet-mesh-bench -- --macro in-memory ...`.
@@ -94,9 +109,67 @@ pub struct MacroArgs {
     pub smoke: bool,
 }
 
+/// What `--tun-topology` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyAction {
+    /// Print the plan.
+    Plan,
+    /// Check the machine.
+    Preflight,
+    /// Create the topology and leave it running.
+    Create,
+    /// Remove it.
+    Teardown,
+}
+
+/// A parsed `--tun-*` invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunCommand {
+    /// `--tun-topology ACTION`.
+    Topology {
+        /// What to do.
+        action: TopologyAction,
+        /// For `create`: which tunnel.
+        implementation: Implementation,
+    },
+    /// `--tun-benchmark IMPL`.
+    Benchmark {
+        /// Which tunnel.
+        implementation: Implementation,
+        /// Echo requests per ping step.
+        ping_count: u32,
+        /// Seconds per iperf3 step.
+        iperf_duration: Duration,
+    },
+    /// `--tun-compare`.
+    Compare {
+        /// The pnet-mesh-tun report.
+        pnet: PathBuf,
+        /// The wireguard-go report.
+        wireguard: PathBuf,
+        /// An earlier comparison to report changes against.
+        baseline: Option<PathBuf>,
+        /// The HTML page to write.
+        page: Option<PathBuf>,
+    },
+}
+
+/// A TUN workflow command with its output options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunArgs {
+    /// What to do.
+    pub command: TunCommand,
+    /// `--output`, if given.
+    pub output: Option<PathBuf>,
+    /// `--smoke`: run from a build with debug assertions.
+    pub smoke: bool,
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `--tun-topology`, `--tun-benchmark`, `--tun-compare`.
+    Tun(TunArgs),
     /// `--help`.
     Help,
     /// `--macro …`.
@@ -131,6 +204,14 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
             output,
         });
     }
+    let args: Vec<String> = args.collect();
+    if args.iter().any(|a| {
+        ["--tun-topology", "--tun-benchmark", "--tun-compare"]
+            .contains(&a.split('=').next().unwrap_or(""))
+    }) {
+        return parse_tun(args).map(Command::Tun);
+    }
+    let mut args = args.into_iter().peekable();
     let mut scenario = None;
     let mut payload = None;
     let mut warmup = Duration::from_secs(1);
@@ -224,9 +305,197 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, St
     }))
 }
 
+fn parse_tun(args: Vec<String>) -> Result<TunArgs, String> {
+    let mut args = args.into_iter();
+    let mut mode: Option<(String, String)> = None;
+    let mut implementation = Implementation::PnetMeshTun;
+    let mut ping_count = 20;
+    let mut iperf_duration = Duration::from_secs(10);
+    let (mut pnet, mut wireguard, mut baseline, mut page, mut output) =
+        (None, None, None, None, None);
+    let mut smoke = false;
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--smoke" {
+            smoke = true;
+            continue;
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--tun-topology" | "--tun-benchmark" => {
+                if mode.is_some() {
+                    return Err(format!("{flag}: one --tun-* mode at a time"));
+                }
+                mode = Some((flag.clone(), value()?));
+            }
+            "--tun-compare" => {
+                if mode.is_some() {
+                    return Err(format!("{flag}: one --tun-* mode at a time"));
+                }
+                mode = Some((flag.clone(), String::new()));
+            }
+            "--implementation" => {
+                implementation = Implementation::parse(&value()?)
+                    .map_err(|e| format!("--implementation {e}"))?;
+            }
+            "--ping-count" => {
+                let v = value()?;
+                ping_count = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--ping-count {v}: not a positive whole number"))?;
+            }
+            "--iperf-duration" => {
+                iperf_duration =
+                    parse_duration(&value()?).map_err(|e| format!("--iperf-duration: {e}"))?;
+                if iperf_duration < Duration::from_secs(1) {
+                    return Err(
+                        "--iperf-duration must be at least 1s (iperf3 counts seconds)".into(),
+                    );
+                }
+            }
+            "--pnet" => pnet = Some(PathBuf::from(value()?)),
+            "--wireguard" => wireguard = Some(PathBuf::from(value()?)),
+            "--baseline" => baseline = Some(PathBuf::from(value()?)),
+            "--page" => page = Some(PathBuf::from(value()?)),
+            "--output" => output = Some(PathBuf::from(value()?)),
+            _ => return Err(format!("unknown argument `{arg}`")),
+        }
+    }
+    let (flag, v) = mode.ok_or("a --tun-* mode is required")?;
+    let command = match flag.as_str() {
+        "--tun-topology" => TunCommand::Topology {
+            action: match v.as_str() {
+                "plan" => TopologyAction::Plan,
+                "preflight" => TopologyAction::Preflight,
+                "create" => TopologyAction::Create,
+                "teardown" => TopologyAction::Teardown,
+                _ => {
+                    return Err(format!(
+                        "--tun-topology {v}: unknown action (plan, preflight, create, teardown)"
+                    ));
+                }
+            },
+            implementation,
+        },
+        "--tun-benchmark" => TunCommand::Benchmark {
+            implementation: Implementation::parse(&v)
+                .map_err(|e| format!("--tun-benchmark {e}"))?,
+            ping_count,
+            iperf_duration,
+        },
+        _ => TunCommand::Compare {
+            pnet: pnet.ok_or("--tun-compare needs --pnet A.json")?,
+            wireguard: wireguard.ok_or("--tun-compare needs --wireguard B.json")?,
+            baseline,
+            page,
+        },
+    };
+    Ok(TunArgs {
+        command,
+        output,
+        smoke,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tun_workflow_commands_parse_with_their_options() {
+        assert_eq!(
+            parse(&["--tun-topology", "plan"]),
+            Ok(Command::Tun(TunArgs {
+                command: TunCommand::Topology {
+                    action: TopologyAction::Plan,
+                    implementation: Implementation::PnetMeshTun
+                },
+                output: None,
+                smoke: false
+            }))
+        );
+        assert_eq!(
+            parse(&[
+                "--tun-benchmark",
+                "wireguard-go",
+                "--ping-count",
+                "3",
+                "--iperf-duration",
+                "2s",
+                "--output",
+                "w.json",
+                "--smoke"
+            ]),
+            Ok(Command::Tun(TunArgs {
+                command: TunCommand::Benchmark {
+                    implementation: Implementation::WireguardGo,
+                    ping_count: 3,
+                    iperf_duration: Duration::from_secs(2)
+                },
+                output: Some("w.json".into()),
+                smoke: true
+            }))
+        );
+        let Ok(Command::Tun(TunArgs {
+            command:
+                TunCommand::Compare {
+                    pnet,
+                    baseline,
+                    page,
+                    ..
+                },
+            ..
+        })) = parse(&[
+            "--tun-compare",
+            "--pnet",
+            "a.json",
+            "--wireguard=b.json",
+            "--page",
+            "c.html",
+        ])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (pnet, baseline, page),
+            ("a.json".into(), None, Some("c.html".into()))
+        );
+        for (args, needle) in [
+            (&["--tun-topology", "build"][..], "--tun-topology build"),
+            (&["--tun-benchmark", "boringtun"][..], "boringtun"),
+            (&["--tun-compare", "--pnet", "a"][..], "--wireguard"),
+            (
+                &["--tun-benchmark", "wireguard-go", "--ping-count", "0"][..],
+                "--ping-count 0",
+            ),
+            (
+                &[
+                    "--tun-benchmark",
+                    "wireguard-go",
+                    "--iperf-duration",
+                    "500ms",
+                ][..],
+                "at least 1s",
+            ),
+            (
+                &["--tun-topology", "plan", "--tun-compare"][..],
+                "one --tun-* mode",
+            ),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
 
     fn parse(args: &[&str]) -> Result<Command, String> {
         parse_args(args.iter().map(|s| s.to_string()))

@@ -10,7 +10,8 @@
 //! proxy ([`channel_proxy`]), relayed throughput A → R → B beside a direct pair ([`relay_loopback`]), a counting global allocator for
 //! allocations per operation ([`alloc_count`]), a fixed-size latency histogram ([`histogram`]), two
 //! endpoints joined in memory ([`pair`]), thread placement and CPU time ([`threads`]), the HTML report ([`report`]) and the
-//! command line ([`cli`], [`duration`]). The `testnode-smoke` scenario ([`testnode_smoke`]) runs two node
+//! command line ([`cli`], [`duration`]). The TUN workflow ([`tun`]) compares `pnet-mesh-tun` with wireguard-go
+//! in Docker. The `testnode-smoke` scenario ([`testnode_smoke`]) runs two node
 //! containers; it is manual and non-deterministic.
 #![deny(missing_docs)]
 
@@ -26,4 +27,5 @@ pub mod relay_loopback;
 pub mod report;
 pub mod testnode_smoke;
 pub mod threads;
+pub mod tun;
 pub mod udp_loopback;

@@ -14,7 +14,9 @@ use pnet_mesh::Backend;
 
 use pnet_mesh_bench::alloc_count::CountingAllocator;
 use pnet_mesh_bench::channel_proxy::{self, ChannelProxyOptions};
-use pnet_mesh_bench::cli::{Command, MacroArgs, Scenario, USAGE, parse_args};
+use pnet_mesh_bench::cli::{
+    Command, MacroArgs, Scenario, TopologyAction, TunArgs, TunCommand, USAGE, parse_args,
+};
 use pnet_mesh_bench::environment::{results_dir, write_report};
 use pnet_mesh_bench::in_memory::{self, InMemoryOptions};
 use pnet_mesh_bench::relay_loopback::{self, RelayLoopbackOptions};
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         }
         Command::Macro(m) => m,
         Command::Report { dir, output } => return run_report(&dir, output),
+        Command::Tun(t) => return run_tun(t, &args),
     };
     if cfg!(debug_assertions) && !m.smoke {
         eprintln!(
@@ -193,6 +196,151 @@ fn emit(m: &MacroArgs, report: &impl serde::Serialize) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The TUN workflow: plan, preflight, create, teardown, one benchmark, or the comparison.
+fn run_tun(t: TunArgs, args: &[String]) -> ExitCode {
+    use pnet_mesh_bench::tun::{benchmark, compare, page, plan, preflight, topology};
+    let mut progress = |line: &str| eprintln!("bench: {line}");
+    let (value, default_name, ok) = match t.command {
+        TunCommand::Topology {
+            action,
+            implementation,
+        } => match action {
+            TopologyAction::Plan => (to_value(&plan::plan()), None, true),
+            TopologyAction::Preflight => {
+                let p = preflight::run();
+                let ok = p.ready;
+                (to_value(&p), None, ok)
+            }
+            TopologyAction::Create => match topology::create(implementation, &mut progress) {
+                Ok(topo) => (
+                    serde_json::json!({
+                        "created": plan::LAB,
+                        "implementation": implementation,
+                        "containers": [topo.a.name, topo.b.name],
+                        "offloads": topo.offloads,
+                        "teardown": "bench --tun-topology teardown",
+                    }),
+                    None,
+                    true,
+                ),
+                Err(e) => {
+                    eprintln!("bench: --tun-topology create: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            TopologyAction::Teardown => match topology::teardown() {
+                Ok(n) => (
+                    serde_json::json!({"removed": n, "lab": plan::LAB}),
+                    None,
+                    true,
+                ),
+                Err(e) => {
+                    eprintln!("bench: --tun-topology teardown: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        },
+        TunCommand::Benchmark {
+            implementation,
+            ping_count,
+            iperf_duration,
+        } => {
+            if cfg!(debug_assertions) && !t.smoke {
+                eprintln!(
+                    "bench: refusing to run: this build has debug assertions; use the release build                      (or --smoke to prove the workflow runs)"
+                );
+                return ExitCode::from(2);
+            }
+            let opts = benchmark::BenchmarkOptions {
+                implementation,
+                ping_count,
+                iperf_duration,
+                command_line: std::iter::once("bench".to_owned())
+                    .chain(args.iter().cloned())
+                    .collect(),
+            };
+            let report = benchmark::run(&opts, &mut progress);
+            for s in report.steps.iter().filter(|s| !s.ok) {
+                eprintln!(
+                    "bench: step {} failed: {}",
+                    s.name,
+                    s.error.as_deref().unwrap_or("?")
+                );
+            }
+            if let Some(e) = &report.failure {
+                eprintln!("bench: {e}");
+            }
+            let ok = report.ok;
+            (
+                to_value(&report),
+                Some(format!("tun-benchmark-{}.json", implementation.name())),
+                ok,
+            )
+        }
+        TunCommand::Compare {
+            pnet,
+            wireguard,
+            baseline,
+            page: page_path,
+        } => {
+            let read = |p: &std::path::Path| -> Result<serde_json::Value, String> {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", p.display()))
+            };
+            let result = (|| {
+                let base = baseline.as_deref().map(read).transpose()?;
+                let base_name = baseline.as_ref().map(|b| b.display().to_string());
+                compare::compare(
+                    &read(&pnet)?,
+                    &read(&wireguard)?,
+                    (
+                        &pnet.display().to_string(),
+                        &wireguard.display().to_string(),
+                    ),
+                    base_name.as_deref().zip(base.as_ref()),
+                )
+            })();
+            let comparison = match result {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("bench: --tun-compare: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(path) = page_path {
+                if let Err(e) = write_report(&path, &page::render(&comparison)) {
+                    eprintln!("bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("bench: wrote {}", path.display());
+            }
+            (comparison, Some("tun-comparison.json".to_owned()), true)
+        }
+    };
+    let json = serde_json::to_string_pretty(&value).unwrap_or_default();
+    println!("{json}");
+    let path = t
+        .output
+        .or_else(|| default_name.map(|n| results_dir().join(n)));
+    if let Some(path) = path {
+        if let Err(e) = write_report(&path, &(json + "\n")) {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("bench: wrote {}", path.display());
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn to_value(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
 fn run_report(dir: &std::path::Path, output: Option<std::path::PathBuf>) -> ExitCode {

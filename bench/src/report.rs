@@ -212,7 +212,8 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
     at.as_f64()
 }
 
-fn escape(s: &str) -> String {
+/// `s` with HTML's special characters escaped.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -237,6 +237,8 @@ pub struct Network {
     pub name: String,
     /// Its IPv4 subnet.
     pub subnet: String,
+    /// Its IPv6 subnet, on a dual-stack network.
+    pub subnet_v6: Option<String>,
 }
 
 /// A container to run: hardened by default (every capability dropped, no new privileges, Docker's
@@ -246,11 +248,13 @@ pub struct ContainerSpec {
     name: String,
     image: String,
     networks: Vec<(String, Vec<String>)>,
+    addresses: HashMap<String, (Option<String>, Option<String>)>,
     cmd: Vec<String>,
     binds: Vec<String>,
     env: Vec<String>,
     cap_add: Vec<String>,
     devices: Vec<String>,
+    sysctls: HashMap<String, String>,
 }
 
 impl ContainerSpec {
@@ -260,11 +264,13 @@ impl ContainerSpec {
             name: name.into(),
             image: image.into(),
             networks: Vec::new(),
+            addresses: HashMap::new(),
             cmd: Vec::new(),
             binds: Vec::new(),
             env: Vec::new(),
             cap_add: Vec::new(),
             devices: Vec::new(),
+            sysctls: HashMap::new(),
         }
     }
 
@@ -278,6 +284,16 @@ impl ContainerSpec {
             network.to_owned(),
             aliases.into_iter().map(Into::into).collect(),
         ));
+        self
+    }
+
+    /// Fixes its addresses on `network` (one it is attached to): IPv4, and IPv6 on a dual-stack
+    /// network.
+    pub fn addresses(mut self, network: &str, ipv4: Option<&str>, ipv6: Option<&str>) -> Self {
+        self.addresses.insert(
+            network.to_owned(),
+            (ipv4.map(str::to_owned), ipv6.map(str::to_owned)),
+        );
         self
     }
 
@@ -305,6 +321,13 @@ impl ContainerSpec {
         self
     }
 
+    /// Sets a namespaced sysctl in the container (`net.ipv6.conf.all.disable_ipv6` = `0`, so
+    /// interfaces it creates get IPv6).
+    pub fn sysctl(mut self, key: &str, value: &str) -> Self {
+        self.sysctls.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
     /// Passes a host device through (`/dev/net/tun` for wireguard-go).
     pub fn device(mut self, path: &str) -> Self {
         self.devices.push(path.to_owned());
@@ -327,6 +350,8 @@ pub struct Lab {
     docker: Docker,
     rt: tokio::runtime::Runtime,
     run_id: String,
+    /// A named lab outlives its process: not removed on drop, never swept as a dead run's.
+    named: bool,
 }
 
 impl Lab {
@@ -335,6 +360,26 @@ impl Lab {
     /// # Errors
     /// [`TopologyError::DockerUnavailable`] when no daemon answers.
     pub fn connect() -> Result<Lab> {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let run_id = format!("pm{}-{:05x}", std::process::id(), nonce & 0xfffff);
+        let lab = Lab::open(run_id, false)?;
+        lab.sweep_dead_runs();
+        Ok(lab)
+    }
+
+    /// Connects to the daemon for the lab called `name` (the run id of every resource), which one
+    /// process may create and a later one use or tear down: dropping it removes nothing, and the
+    /// sweep of dead runs leaves it alone. Use [`teardown`](Self::teardown) to remove it.
+    ///
+    /// # Errors
+    /// [`TopologyError::DockerUnavailable`] when no daemon answers.
+    pub fn connect_named(name: &str) -> Result<Lab> {
+        Lab::open(name.to_owned(), true)
+    }
+
+    fn open(run_id: String, named: bool) -> Result<Lab> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -349,13 +394,12 @@ impl Lab {
             .map_err(|source| TopologyError::DockerUnavailable { source })?;
         rt.block_on(docker.version())
             .map_err(|source| TopologyError::DockerUnavailable { source })?;
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let run_id = format!("pm{}-{:05x}", std::process::id(), nonce & 0xfffff);
-        let lab = Lab { docker, rt, run_id };
-        lab.sweep_dead_runs();
-        Ok(lab)
+        Ok(Lab {
+            docker,
+            rt,
+            run_id,
+            named,
+        })
     }
 
     /// This run's id (the prefix of every name, the value of [`RUN_LABEL`]).
@@ -475,7 +519,11 @@ impl Lab {
             };
             match self.rt.block_on(self.docker.create_network(request)) {
                 Ok(_) => {
-                    return Ok(Network { name: full, subnet });
+                    return Ok(Network {
+                        name: full,
+                        subnet,
+                        subnet_v6: None,
+                    });
                 }
                 Err(e) if e.to_string().contains("overlap") => last = Some(e),
                 Err(e) => return Err(docker_err(format!("create network {full}"))(e)),
@@ -489,6 +537,89 @@ impl Lab {
                 message: "no subnet tried".into(),
             },
         )))
+    }
+
+    /// Creates a labeled dual-stack bridge network `<run id>-<name>` with the given IPv4 and IPv6
+    /// subnets (a fixed topology; an overlap with an existing network is an error).
+    ///
+    /// # Errors
+    /// [`TopologyError::Docker`] naming the network and subnets.
+    pub fn dual_stack_network(&self, name: &str, subnet: &str, subnet_v6: &str) -> Result<Network> {
+        let full = format!("{}-{name}", self.run_id);
+        let ipam = [subnet, subnet_v6]
+            .into_iter()
+            .map(|s| IpamConfig {
+                subnet: Some(s.to_owned()),
+                ..Default::default()
+            })
+            .collect();
+        let request = NetworkCreateRequest {
+            name: full.clone(),
+            driver: Some("bridge".into()),
+            enable_ipv6: Some(true),
+            labels: Some(self.labels()),
+            ipam: Some(Ipam {
+                config: Some(ipam),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.rt
+            .block_on(self.docker.create_network(request))
+            .map_err(docker_err(format!(
+                "create network {full} ({subnet}, {subnet_v6})"
+            )))?;
+        Ok(Network {
+            name: full,
+            subnet: subnet.to_owned(),
+            subnet_v6: Some(subnet_v6.to_owned()),
+        })
+    }
+
+    /// Adds the tag `tag` (`repository:tag`) to `image`, so it can be run by a fixed name.
+    ///
+    /// # Errors
+    /// [`TopologyError::Docker`].
+    pub fn tag_image(&self, image: &ImageRef, tag: &str) -> Result<()> {
+        let (repo, version) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+        let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(version)
+            .build();
+        self.rt
+            .block_on(self.docker.tag_image(&image.name, Some(options)))
+            .map_err(docker_err(format!("tag {} as {tag}", image.name)))
+    }
+
+    /// The lab's container called `name` (without the run id), if it exists.
+    pub fn container(&self, name: &str) -> Option<Container> {
+        let full = format!("{}-{name}", self.run_id);
+        let inspect = self
+            .rt
+            .block_on(self.docker.inspect_container(&full, None))
+            .ok()?;
+        Some(Container {
+            id: inspect.id?,
+            name: full,
+        })
+    }
+
+    /// Whether an image by that name exists.
+    pub fn has_image(&self, name: &str) -> bool {
+        self.rt.block_on(self.docker.inspect_image(name)).is_ok()
+    }
+
+    /// The host process id of the container's first process (0 when it is not running).
+    ///
+    /// # Errors
+    /// [`TopologyError::Docker`].
+    pub fn host_pid(&self, c: &Container) -> Result<u32> {
+        Ok(self
+            .inspect(c)?
+            .state
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0))
     }
 
     /// Creates `spec` on its first network, connects the others, then starts it.
@@ -505,15 +636,22 @@ impl Lab {
     }
 
     fn create(&self, spec: &ContainerSpec, name: &str) -> Result<Container> {
-        let endpoint = |aliases: &Vec<String>| EndpointSettings {
+        let endpoint = |net: &String, aliases: &Vec<String>| EndpointSettings {
             aliases: Some(aliases.clone()),
+            ipam_config: spec.addresses.get(net).map(|(v4, v6)| {
+                bollard::models::EndpointIpamConfig {
+                    ipv4_address: v4.clone(),
+                    ipv6_address: v6.clone(),
+                    ..Default::default()
+                }
+            }),
             ..Default::default()
         };
         let networking = spec
             .networks
             .first()
             .map(|(net, aliases)| NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(net.clone(), endpoint(aliases))])),
+                endpoints_config: Some(HashMap::from([(net.clone(), endpoint(net, aliases))])),
             });
         let devices = spec
             .devices
@@ -532,6 +670,7 @@ impl Lab {
             privileged: Some(false),
             devices: (!devices.is_empty()).then_some(devices),
             network_mode: spec.networks.first().map(|(n, _)| n.clone()),
+            sysctls: (!spec.sysctls.is_empty()).then(|| spec.sysctls.clone()),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -551,7 +690,7 @@ impl Lab {
         for (net, aliases) in spec.networks.iter().skip(1) {
             let request = NetworkConnectRequest {
                 container: created.id.clone(),
-                endpoint_config: Some(endpoint(aliases)),
+                endpoint_config: Some(endpoint(net, aliases)),
             };
             self.rt
                 .block_on(self.docker.connect_network(net, request))
@@ -735,12 +874,15 @@ impl Lab {
         runs.sort();
         runs.dedup();
         for run in runs {
-            let pid = run
+            // Only process-bound runs (`pm<pid>-…`) are swept; a named lab is its owner's to remove.
+            let Some(pid) = run
                 .strip_prefix("pm")
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive {
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(p, _)| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
                 self.remove_labeled(&format!("{RUN_LABEL}={run}"));
             }
         }
@@ -793,7 +935,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self.teardown();
+        if !self.named {
+            self.teardown();
+        }
     }
 }
 
