@@ -230,6 +230,25 @@ PY
 # The README's first command: two `pnet-mesh` nodes on loopback, datagrams through --forward and
 # --expose, then `show`. It fails unless every datagram comes back.
 PNET_MESH_BIN="$CARGO_TARGET_DIR/$PROFILE/pnet-mesh" bash scripts/demo.sh
+# The TUN workflow end to end: plan, preflight, one --tun-benchmark per side (2-second iperf3 steps),
+# the comparison and its page, and cleanup. Report-only: the numbers are printed, never asserted.
+scripts/bench-tun-comparison.sh --smoke --no-build --profile "$PROFILE" \
+    --output-dir "$smoke_dir/tun-comparison" --ping-count 3 --iperf-duration 2s
+python3 - "$smoke_dir/tun-comparison" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+c = json.load(open(os.path.join(d, "comparison.json")))
+for side in ("pnet", "wireguard"):
+    for key in ("tcp_gbps", "udp_loss_pct", "ping_p50_ms", "rss_mb", "cpu_seconds"):
+        assert c["normalized"][side].get(key) is not None, f"tun comparison: normalized.{side}.{key} missing"
+    assert c["raw"][side]["torn_down"], f"tun comparison: the {side} topology was not torn down"
+assert os.path.getsize(os.path.join(d, "comparison.html")) > 1000, "tun comparison: no page"
+print("tun workflow smoke: comparison and page written, both topologies torn down (smoke numbers)")
+PY
+if command -v docker >/dev/null 2>&1 && [ -n "$(docker ps -aq --filter label=pnet-mesh.run=pnet-tun-bench)" ]; then
+    echo "the TUN workflow left labeled containers behind" >&2
+    exit 1
+fi
 stage_done "smokes"
 
 echo
