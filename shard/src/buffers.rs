@@ -1,34 +1,102 @@
 //! Fixed buffer pools: allocated once at start, moved (never copied or reallocated) between the kernel,
 //! the handler and other shards, and returned to their home shard when done.
+//!
+//! Two sizes: *large* buffers hold a whole GSO/GRO super-datagram (64 KiB with offloads on) and serve
+//! the receive ring and coalesced sends; *small* buffers hold one datagram and serve everything else
+//! (application sends, packets handed to the application, handshakes, relayed frames). Each size's
+//! buffers are carved from one anonymous mapping, so memory is committed page by page as buffers are
+//! first written: a pool sized for bursts costs resident memory only for what traffic touched.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
 use crate::config::{HEADROOM, TAILROOM};
 
+/// One anonymous, zero-filled, lazily committed mapping that backs the buffers of one list.
+#[derive(Debug)]
+struct Arena {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the arena is only a mapping's address and length; the bytes are reached through the
+// `Buf`s carved from it, each of which owns a disjoint region (see `Buf`).
+unsafe impl Send for Arena {}
+// SAFETY: as for `Send`: `&Arena` gives no access to the bytes.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// Maps `len` bytes (at least one page).
+    fn map(len: usize) -> Option<Arena> {
+        let len = len.max(1);
+        // SAFETY: an anonymous private mapping at an address of the kernel's choice: it aliases no
+        // memory of ours; the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Arena {
+            base: NonNull::new(ptr.cast())?,
+            len,
+        })
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `map` made; every `Buf` carved from it holds an `Arc` of
+        // this arena, so none is left when this runs.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
+    }
+}
+
 /// One datagram buffer: `HEADROOM` bytes, a data area, `TAILROOM` bytes. Its address never changes, so
 /// it can be lent to the kernel until a completion.
 #[derive(Debug)]
 pub struct Buf {
-    data: Box<[u8]>,
+    ptr: NonNull<u8>,
+    len: usize,
     home: u16,
+    /// Keeps the mapping alive as long as the buffer.
+    _arena: Arc<Arena>,
 }
+
+// SAFETY: a `Buf` owns its region of the arena exclusively (regions are disjoint, each carved once
+// and never duplicated), like a `Box<[u8]>`; moving it to another thread moves that ownership.
+unsafe impl Send for Buf {}
+// SAFETY: `&Buf` only gives `&[u8]` of its own region, like `&Box<[u8]>`.
+unsafe impl Sync for Buf {}
 
 impl Buf {
     /// The whole buffer, headroom and tailroom included.
     pub fn as_slice(&self) -> &[u8] {
-        &self.data
+        // SAFETY: `ptr..ptr + len` lies inside the arena this buffer keeps alive, is initialised (the
+        // mapping is zero-filled) and belongs to this buffer alone; the borrow ties it to `&self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
     /// The whole buffer, writable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.data
+        // SAFETY: as in `as_slice`; `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
     /// Bytes available for a received datagram, after the headroom.
     pub fn data_capacity(&self) -> usize {
-        self.data.len() - HEADROOM - TAILROOM
+        self.len - HEADROOM - TAILROOM
     }
 
     pub(crate) fn home(&self) -> usize {
@@ -36,56 +104,97 @@ impl Buf {
     }
 }
 
-/// The free lists of every shard, so a buffer can always go home.
+/// The free lists of every shard, so a buffer can always go home: large buffers of each shard
+/// (lists `0..shards`), the application's small buffers (list `shards`), and small buffers of each
+/// shard (lists `shards + 1 ..`).
 #[derive(Debug, Clone)]
 pub(crate) struct Pools {
     free: Arc<[ArrayQueue<Buf>]>,
+    shards: usize,
+    small_len: usize,
 }
 
 impl Pools {
-    /// `count` buffers of `data_capacity` bytes (plus head- and tailroom) for each of `shards` shards,
-    /// and `application` more in a list of their own (index `shards`) for threads outside the shards.
+    /// For each of `shards` shards `large` buffers of `large_capacity` data bytes and `small` of
+    /// `small_capacity`, and `application` small buffers for threads outside the shards (each with
+    /// head- and tailroom).
+    ///
+    /// # Panics
+    /// When the kernel refuses the (lazily committed) mappings at start.
     pub(crate) fn new(
         shards: usize,
-        count: usize,
+        large: usize,
+        small: usize,
         application: usize,
-        data_capacity: usize,
+        large_capacity: usize,
+        small_capacity: usize,
     ) -> Self {
-        let free: Vec<ArrayQueue<Buf>> = (0..=shards)
-            .map(|home| {
-                let n = if home == shards { application } else { count };
-                let q = ArrayQueue::new(n.max(1));
-                for _ in 0..n {
-                    let buf = Buf {
-                        data: vec![0u8; HEADROOM + data_capacity + TAILROOM].into_boxed_slice(),
-                        home: home as u16,
-                    };
-                    // The queue holds exactly `n`, so this never fails.
-                    let _ = q.push(buf);
-                }
-                q
-            })
+        let small_capacity = small_capacity.min(large_capacity);
+        let list = |home: usize, n: usize, capacity: usize| {
+            let len = HEADROOM + capacity + TAILROOM;
+            let q = ArrayQueue::new(n.max(1));
+            let arena = Arc::new(
+                Arena::map(len * n).expect("map the buffer pool (address space for the buffers)"),
+            );
+            for i in 0..n {
+                // In bounds: `i * len + len <= len * n`, the arena's length.
+                let ptr = arena.base.as_ptr().wrapping_add(i * len);
+                let Some(ptr) = NonNull::new(ptr) else {
+                    continue;
+                };
+                let buf = Buf {
+                    ptr,
+                    len,
+                    home: home as u16,
+                    _arena: arena.clone(),
+                };
+                // The queue holds exactly `n`, so this never fails.
+                let _ = q.push(buf);
+            }
+            q
+        };
+        let mut free: Vec<ArrayQueue<Buf>> = (0..shards)
+            .map(|home| list(home, large, large_capacity))
             .collect();
-        Pools { free: free.into() }
+        free.push(list(shards, application, small_capacity));
+        free.extend((0..shards).map(|s| list(shards + 1 + s, small, small_capacity)));
+        Pools {
+            free: free.into(),
+            shards,
+            small_len: HEADROOM + small_capacity + TAILROOM,
+        }
     }
 
     /// A free buffer of the application list, if any is left.
     pub(crate) fn take_application(&self) -> Option<Buf> {
-        self.free.last()?.pop()
+        self.free.get(self.shards)?.pop()
     }
 
-    /// A free buffer of `shard`, if any is left.
+    /// A free large buffer of `shard`, if any is left.
     pub(crate) fn take(&self, shard: usize) -> Option<Buf> {
         self.free.get(shard)?.pop()
     }
 
-    /// Free buffers of `shard` now (tests check that every buffer comes home).
+    /// A free small buffer of `shard`, or a large one when no small one is left.
+    pub(crate) fn take_small(&self, shard: usize) -> Option<Buf> {
+        self.free
+            .get(self.shards + 1 + shard)
+            .and_then(ArrayQueue::pop)
+            .or_else(|| self.take(shard))
+    }
+
+    /// The whole length of a small buffer (a buffer longer than this is a large one).
+    pub(crate) fn small_len(&self) -> usize {
+        self.small_len
+    }
+
+    /// Free large buffers of `shard` now (tests check that every buffer comes home).
     #[cfg(test)]
     pub(crate) fn available(&self, shard: usize) -> usize {
         self.free.get(shard).map_or(0, ArrayQueue::len)
     }
 
-    /// Returns `buf` to its home shard's free list.
+    /// Returns `buf` to its home list.
     pub(crate) fn release(&self, buf: Buf) {
         if let Some(q) = self.free.get(buf.home()) {
             // A home list has room for all of its buffers, so this cannot fail.
@@ -105,15 +214,28 @@ pub struct BufferPool {
 }
 
 impl BufferPool {
-    /// A free buffer of `shard`'s pool, if any is left.
+    /// A free large buffer of `shard`'s pool (room for a whole super-datagram), if any is left.
     pub fn take(&self, shard: crate::ShardId) -> Option<Buf> {
         self.pools.take(shard.index())
     }
 
-    /// A free buffer of the application pool (for a thread outside the shards that fills it and hands
-    /// it to a shard with a command), if any is left. Any shard may send it; it comes home afterwards.
+    /// A free small buffer of `shard`'s pool (room for one datagram of the configured maximum), or a
+    /// large one when none is left.
+    pub fn take_small(&self, shard: crate::ShardId) -> Option<Buf> {
+        self.pools.take_small(shard.index())
+    }
+
+    /// A free buffer of the application pool (one datagram; for a thread outside the shards that
+    /// fills it and hands it to a shard with a command), if any is left. Any shard may send it; it
+    /// comes home afterwards.
     pub fn take_application(&self) -> Option<Buf> {
         self.pools.take_application()
+    }
+
+    /// The whole length (headroom and tailroom included) of a small buffer; a longer buffer is a
+    /// large one (a receive buffer with GRO, or a coalesced send).
+    pub fn small_len(&self) -> usize {
+        self.pools.small_len()
     }
 
     /// Returns `buf` to its home pool.

@@ -70,6 +70,7 @@ pub struct RuntimeConfig {
     pub(crate) backend: Backend,
     pub(crate) batch: usize,
     pub(crate) buffers_per_shard: usize,
+    pub(crate) small_buffers_per_shard: usize,
     pub(crate) application_buffers: usize,
     pub(crate) max_datagram: usize,
     pub(crate) socket_buffer: usize,
@@ -100,7 +101,8 @@ impl RuntimeConfig {
             cpus: None,
             backend: Backend::Auto,
             batch: 32,
-            buffers_per_shard: 256,
+            buffers_per_shard: 128,
+            small_buffers_per_shard: 1024,
             application_buffers: 256,
             max_datagram: 1500,
             socket_buffer: 4 << 20,
@@ -144,15 +146,25 @@ impl RuntimeConfig {
         self
     }
 
-    /// Buffers in each shard's pool (default 256). With GSO or GRO on each buffer holds a whole 64 KiB
-    /// super-datagram, so the default costs 16 MiB per shard; without them, `max_datagram` bytes each.
+    /// Large buffers in each shard's pool, for the receive ring and coalesced sends (default 128, at
+    /// least twice the batch). With GSO or GRO on each holds a whole 64 KiB super-datagram, so the
+    /// default reserves 8 MiB of address space per shard; without them, `max_datagram` bytes each.
+    /// Memory is committed only as buffers are first written.
     pub fn buffers_per_shard(mut self, n: usize) -> Self {
         self.buffers_per_shard = n;
         self
     }
 
-    /// Buffers an application thread fills outside the shards and hands over with a command
-    /// ([`BufferPool::take_application`](crate::BufferPool::take_application); default 256). A pool of
+    /// Small buffers (`max_datagram` bytes) in each shard's pool, for single datagrams a shard makes or
+    /// hands on: packets for the application, handshakes, relayed frames (default 1024).
+    pub fn small_buffers_per_shard(mut self, n: usize) -> Self {
+        self.small_buffers_per_shard = n;
+        self
+    }
+
+    /// Buffers (`max_datagram` bytes) an application thread fills outside the shards and hands over
+    /// with a command ([`BufferPool::take_application`](crate::BufferPool::take_application); default
+    /// 256). A pool of
     /// its own, so an application that sends fast cannot starve the shards' receive pools.
     pub fn application_buffers(mut self, n: usize) -> Self {
         self.application_buffers = n;

@@ -126,8 +126,10 @@ impl<C: Send + 'static> Runtime<C> {
         let pools = Pools::new(
             shards,
             config.buffers_per_shard,
+            config.small_buffers_per_shard,
             config.application_buffers,
             data_capacity,
+            config.max_datagram,
         );
         let (outbox, inboxes) = channel::mesh::<C>(shards, config.channel_capacity, pools.clone())
             .map_err(|source| StartError::Shard {

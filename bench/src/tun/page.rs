@@ -10,7 +10,11 @@ use super::compare::NORMALIZED;
 use crate::report::escape;
 
 /// A chart: title, unit, and the (normalized key, label) of each group.
-type Chart = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type Chart = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 const PNET_COLOR: &str = "#1f77b4";
 const WIREGUARD_COLOR: &str = "#ff7f0e";

@@ -169,7 +169,7 @@ impl ControlShard {
     fn drain(&mut self, ctx: &mut ShardContext<'_, Command>, now: Instant, tx: &mut SendBatch) {
         let pool = ctx.buffer_pool();
         while tx.remaining() > 0 {
-            let Some(mut buf) = pool.take(ShardId::CONTROL) else {
+            let Some(mut buf) = pool.take_small(ShardId::CONTROL) else {
                 break;
             };
             let Some(t) = buf
@@ -220,7 +220,7 @@ impl ControlShard {
     /// the relay's session, which frames it.
     fn relay(&self, ctx: &ShardContext<'_, Command>, path: RelayPath, message: &[u8]) {
         let pool = ctx.buffer_pool();
-        let Some(mut buf) = pool.take(ShardId::CONTROL) else {
+        let Some(mut buf) = pool.take_small(ShardId::CONTROL) else {
             return;
         };
         let range = HEADROOM..HEADROOM + message.len();

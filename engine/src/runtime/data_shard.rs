@@ -111,10 +111,18 @@ impl DataShard {
                 continue;
             };
             let stride = meta.stride.max(1);
-            let single = meta.len <= stride;
             let Some((buf, range)) = rx.buffer_mut(i) else {
                 continue;
             };
+            // A single datagram in a small buffer goes to the application as it is; out of a large
+            // (GRO) receive buffer it is copied into a small one, so the application never holds
+            // the receive ring's 64 KiB buffers.
+            let single = meta.len <= stride
+                && self
+                    .shared
+                    .pool
+                    .get()
+                    .is_some_and(|p| buf.len() <= p.small_len());
             let Some(data) = buf.get_mut(range.clone()) else {
                 continue;
             };
@@ -234,7 +242,7 @@ impl DataShard {
         let Some(pool) = self.shared.pool.get() else {
             return false;
         };
-        let Some(mut buf) = pool.take(ShardId::data(self.index())) else {
+        let Some(mut buf) = pool.take_small(ShardId::data(self.index())) else {
             if let Some(c) = self.shared.data_counters.get(self.index()) {
                 published::add(&c.delivery_dropped, 1);
             }
@@ -491,7 +499,7 @@ impl DataShard {
             .shared
             .pool
             .get()
-            .and_then(|p| p.take(ShardId::data(self.index())))
+            .and_then(|p| p.take_small(ShardId::data(self.index())))
         else {
             self.relay_dropped(RelayDrop::QueueFull);
             return false;
@@ -556,7 +564,7 @@ impl DataShard {
     fn drain(&mut self, ctx: &mut ShardContext<'_, Command>, now: Instant, tx: &mut SendBatch) {
         while tx.remaining() > 0 {
             let shard = ShardId::data(self.index());
-            let Some(mut buf) = self.shared.pool.get().and_then(|p| p.take(shard)) else {
+            let Some(mut buf) = self.shared.pool.get().and_then(|p| p.take_small(shard)) else {
                 break;
             };
             let Some(t) = buf

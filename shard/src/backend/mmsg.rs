@@ -357,7 +357,7 @@ impl Io for MmsgIo {
 
     fn send(&mut self, ctx: &ShardIo<'_>, tx: &mut SendBatch) -> io::Result<()> {
         if self.offload.iter().any(|o| o.gso) {
-            gso::coalesce(&mut tx.entries, &mut self.scratch, ctx.pools);
+            gso::coalesce(&mut tx.entries, &mut self.scratch, ctx.pools, ctx.shard);
         }
         let mut entries = std::mem::take(&mut tx.entries);
         let mut start = 0;

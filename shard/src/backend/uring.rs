@@ -616,7 +616,7 @@ impl Io for UringIo {
             return Ok(());
         }
         if self.offload.iter().any(|o| o.gso) {
-            gso::coalesce(&mut tx.entries, &mut self.scratch, ctx.pools);
+            gso::coalesce(&mut tx.entries, &mut self.scratch, ctx.pools, ctx.shard);
         }
         let result = self.send_entries(ctx, &tx.entries);
         if self.sends_in_flight == 0 {

@@ -40,7 +40,7 @@ fn rig(bind: &str, data_capacity: usize, gso: bool, gro: bool) -> (UringIo, Shar
     socket.set_nonblocking(true).expect("non-blocking");
     let local = socket.local_addr().expect("local address");
     let shard = Shard {
-        pools: Pools::new(1, POOL, 1, data_capacity),
+        pools: Pools::new(1, POOL, 1, 1, data_capacity, data_capacity),
         waker: Arc::new(Waker::new().expect("eventfd")),
         stats: ShardStats::default(),
     };
