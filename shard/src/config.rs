@@ -101,7 +101,7 @@ impl RuntimeConfig {
             cpus: None,
             backend: Backend::Auto,
             batch: 32,
-            buffers_per_shard: 128,
+            buffers_per_shard: 64,
             small_buffers_per_shard: 1024,
             application_buffers: 256,
             max_datagram: 1500,
@@ -146,9 +146,10 @@ impl RuntimeConfig {
         self
     }
 
-    /// Large buffers in each shard's pool, for the receive ring and coalesced sends (default 128, at
-    /// least twice the batch). With GSO or GRO on each holds a whole 64 KiB super-datagram, so the
-    /// default reserves 8 MiB of address space per shard; without them, `max_datagram` bytes each.
+    /// Large buffers in each shard's pool, for the receive ring and coalesced sends (default 64, at
+    /// least twice the batch: a batch of receives and a batch of sends in flight). With GSO or GRO on
+    /// each holds a whole 64 KiB super-datagram, so the default reserves 4 MiB of address space per
+    /// shard; without them, `max_datagram` bytes each.
     /// Memory is committed only as buffers are first written.
     pub fn buffers_per_shard(mut self, n: usize) -> Self {
         self.buffers_per_shard = n;
