@@ -123,9 +123,21 @@ impl<C: Send + 'static> Runtime<C> {
         } else {
             config.max_datagram
         };
+        let groups = socket::build(&config, shards, data_shards)?;
+        // Large buffers: at least a batch of receives on every socket of a shard and a batch of
+        // sends, whatever was configured, so a shard with several sockets never starves its ring.
+        let sockets_per_shard = groups
+            .per_shard
+            .iter()
+            .map(|g| g.sockets.len())
+            .max()
+            .unwrap_or(1);
+        let large = config
+            .buffers_per_shard
+            .max((sockets_per_shard + 1) * config.batch);
         let pools = Pools::new(
             shards,
-            config.buffers_per_shard,
+            large,
             config.small_buffers_per_shard,
             config.application_buffers,
             data_capacity,
@@ -137,7 +149,6 @@ impl<C: Send + 'static> Runtime<C> {
                 what: "eventfd",
                 source,
             })?;
-        let groups = socket::build(&config, shards, data_shards)?;
         let stats: Vec<Arc<ShardStats>> = (0..shards)
             .map(|_| Arc::new(ShardStats::default()))
             .collect();
