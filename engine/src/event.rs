@@ -37,6 +37,14 @@ pub enum Event {
         /// The peer.
         peer: PeerId,
     },
+    /// An initiation went out to the peer: `attempt` 0 starts a handshake, 1.. are its retransmissions
+    /// (one REKEY_TIMEOUT plus jitter apart).
+    HandshakeInitiated {
+        /// The peer.
+        peer: PeerId,
+        /// Retransmissions before this one in the current handshake.
+        attempt: u32,
+    },
     /// No response after REKEY_ATTEMPT_TIME of retries; packets held for the peer were dropped.
     HandshakeFailed {
         /// The peer.

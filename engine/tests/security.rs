@@ -62,6 +62,10 @@ fn valid_peers_complete_noise_ikpsk2_handshake_and_exchange_payloads_over_derive
     assert_eq!(
         events(&mut p.a),
         vec![
+            Event::HandshakeInitiated {
+                peer: PEER,
+                attempt: 0
+            },
             Event::HandshakeCompleted {
                 peer: PEER,
                 role: Role::Initiator
@@ -147,6 +151,7 @@ fn try_read_response_rejects_wrong_psk() {
     let now = p.t0;
     stage_at_a(&mut p, now, &marked_v4());
     let init = one_transmit(&mut p.a, now);
+    initiated(&mut p.a, 0);
     // The responder cannot tell: the PSK only enters the response (WIREGUARD_CHECKLIST case 19).
     let Outcome::Reply(_, response) = recv(&mut p.b, now, A_ADDR, &init).0 else {
         panic!("an initiation with a wrong PSK still gets a response");

@@ -466,6 +466,11 @@ impl ControlPlane {
         peer.counters.tx_bytes += INITIATION_LEN as u64;
         peer.published.authenticated_sent(now);
         peer.timers.handshake_initiated(now, jitter);
+        let attempt = peer.timers.handshake_attempts;
+        self.push_event(Event::HandshakeInitiated {
+            peer: peer_id,
+            attempt,
+        });
         Some(Transmit {
             to,
             len: INITIATION_LEN,

@@ -179,10 +179,12 @@ impl Pair {
         out
     }
 
-    /// A's next handshake initiation (A connects at `now`).
+    /// A's next handshake initiation (A connects at `now`); the event that announces it is taken.
     pub fn initiation(&mut self, now: Instant) -> Vec<u8> {
         self.a.connect(now, PEER).expect("A knows B's endpoint");
-        one_transmit(&mut self.a, now)
+        let init = one_transmit(&mut self.a, now);
+        initiated(&mut self.a, 0);
+        init
     }
 
     /// A seals `packet` for B at `now` (a session must exist) and returns the wire bytes.
@@ -284,6 +286,18 @@ pub fn pump(
 /// Every pending event of `ep`.
 pub fn events(ep: &mut Endpoint) -> Vec<Event> {
     std::iter::from_fn(|| ep.poll_event()).collect()
+}
+
+/// Asserts that `ep`'s only event is the announcement of initiation number `attempt` to [`PEER`].
+pub fn initiated(ep: &mut Endpoint, attempt: u32) {
+    assert_eq!(
+        events(ep),
+        vec![Event::HandshakeInitiated {
+            peer: PEER,
+            attempt
+        }],
+        "the initiation is announced"
+    );
 }
 
 /// Whether `needle` occurs in `hay`.

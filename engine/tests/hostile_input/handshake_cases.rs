@@ -460,6 +460,7 @@ pub(super) fn case_18() {
     let t1 = t0 + secs(6.0);
     p.a.connect(t1, PEER).unwrap();
     assert_eq!(one_transmit(&mut p.a, t1)[0], 1);
+    initiated(&mut p.a, 0);
     expect_drop(
         &mut p.a,
         t1,
@@ -519,6 +520,7 @@ pub(super) fn case_20() {
     let t1 = t0 + secs(6.0);
     p.a.handle_timeout(t1);
     let second = one_transmit(&mut p.a, t1);
+    initiated(&mut p.a, 1);
     assert_eq!(second[INIT_MAC2..], [0; 16]);
     expect_drop(
         &mut p.a,

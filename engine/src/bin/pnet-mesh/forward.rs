@@ -282,9 +282,15 @@ pub struct Forwarder<'a> {
     ports: PortPool,
     next_token: usize,
     buf: Vec<u8>,
+    events: Option<crate::events::EventLog>,
 }
 
 impl<'a> Forwarder<'a> {
+    /// Also writes every event to `log` (`--events`).
+    pub fn log_events_to(&mut self, log: crate::events::EventLog) {
+        self.events = Some(log);
+    }
+
     /// Binds every `--forward` socket and registers the node's readiness descriptor and `signals`.
     pub fn new(
         node: &'a Node,
@@ -342,6 +348,7 @@ impl<'a> Forwarder<'a> {
             ports: PortPool::new(reserved),
             next_token: FIRST_EXPOSE_FLOW,
             buf: vec![0; 65536],
+            events: None,
         })
     }
 
@@ -411,6 +418,15 @@ impl<'a> Forwarder<'a> {
         while let Some(e) = self.node.poll_event() {
             if let Event::ChannelOpened { channel } = e.event {
                 self.channels.opened(self.node, channel);
+            }
+            if let Some(log) = &mut self.events {
+                let names = &self.peer_names;
+                log.write(e.at, &e.event, |p| {
+                    names
+                        .get(p.0 as usize)
+                        .cloned()
+                        .unwrap_or_else(|| p.to_string())
+                });
             }
             self.log_event(e.event);
         }

@@ -9,6 +9,7 @@
 
 mod channels;
 mod control;
+mod events;
 mod flows;
 mod forward;
 mod keys;
@@ -98,6 +99,15 @@ struct UpArgs {
     /// Repeatable.
     #[arg(long = "channel-send", value_name = "MESH_ADDR=FILE")]
     channel_sends: Vec<channels::ChannelSend>,
+    /// Writes every node event (handshake initiated and completed, peer up and down, endpoint
+    /// changed, rekeyed, …) to PATH as one JSON line each, with its wall-clock time in ms.
+    #[arg(long, value_name = "PATH")]
+    events: Option<PathBuf>,
+    /// Test only: every protocol timer (REKEY_TIMEOUT, REKEY_AFTER_TIME, keepalive, …) multiplied
+    /// by FACTOR, so a fault suite sees the timer schedule in seconds instead of minutes. Never for
+    /// a real deployment: peers with unscaled timers disagree about rekeys.
+    #[arg(long, value_name = "FACTOR", hide = true)]
+    timer_scale: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -84,6 +84,9 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         limits,
         &mut signals,
     )?;
+    if let Some(path) = &args.events {
+        forwarder.log_events_to(crate::events::EventLog::create(path)?);
+    }
     let source = Source {
         interface: name.clone(),
         node: &node,
@@ -153,6 +156,13 @@ fn start_node(config: &WgQuickConfig, args: &UpArgs) -> Result<Node, String> {
     });
     if let Some(n) = args.data_shards {
         builder = builder.data_shards(n);
+    }
+    if let Some(f) = args.timer_scale {
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(format!("--timer-scale {f}: must be above 0 and at most 1"));
+        }
+        tracing::warn!(factor = f, "protocol timers scaled: for tests only");
+        builder = builder.protocol_times(pnet_mesh::proto::constants::ProtocolTimes::scaled(f));
     }
     builder.start().map_err(|e| match &e {
         NodeError::Config(c) => config.locate(c).map_or_else(
