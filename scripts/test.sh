@@ -49,6 +49,8 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing: ${need[*]}"
@@ -59,7 +61,7 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "missing ${need[*]} and not root (or no apt-get): the interop tests will fail naming them"
     fi
 else
-    echo "wireguard-go, wg, ip, python3, dockerd, ping, iperf3 and nc present"
+    echo "wireguard-go, wg, ip, python3, dockerd, ping, iperf3, nc, iptables and nft present"
 fi
 # The container tests need a Docker daemon: start one when none answers (never a second one).
 if command -v dockerd >/dev/null 2>&1 && ! docker_up; then

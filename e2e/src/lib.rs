@@ -8,6 +8,8 @@
 //! and their shared libraries; its tag is a hash of that content, so every harness of one build
 //! shares one image and builds it once.
 
+pub mod faults;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

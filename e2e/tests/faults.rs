@@ -1,0 +1,436 @@
+//! The fault suite, F0–F13 of `FAULT_PLAN.md`: node A and node B (`pnet-mesh up` processes) in
+//! namespaces joined by a router that carries the fault, traffic from `fault-tool`. Counts, ordering
+//! and state are asserted from the nodes' own counters and events; intervals from the event times
+//! with at least 20 % tolerance, under the test-only timer scale where real durations are long.
+//! Throughput, latency and handshake times are measured and written to `artifacts/faults/`, never
+//! asserted. Needs root, `ip`, `iptables`, `nft`, `tc`; runs one scenario at a time
+//! (a machine-wide lock).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pnet_mesh::crypto::PrivateKey;
+use pnet_mesh::crypto::rng::OsRng;
+use pnet_mesh_e2e::faults::lab::{A_ADDR, B_ADDR, TOWARDS_B};
+use pnet_mesh_e2e::faults::node::PeerSpec;
+use pnet_mesh_e2e::faults::{FaultLab, NodeProcess, NodeSpec, Side, report};
+use serde_json::{Value, json};
+
+const A_MESH: &str = "10.99.0.1";
+const B_MESH: &str = "10.99.0.2";
+const PORT: u16 = 51820;
+/// A's forward: datagrams sent here go to B's exposed service.
+const A_FORWARD: &str = "127.0.0.1:7100";
+/// B's exposed port, and the sink behind it.
+const B_SERVICE: u16 = 7000;
+const B_SINK: &str = "127.0.0.1:7200";
+
+fn tool() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fault-tool"))
+}
+
+/// How a scenario's nodes are set up.
+#[derive(Debug, Clone, Copy, Default)]
+struct Options {
+    /// `--timer-scale` of A (B keeps real timers unless `scale_b`).
+    timer_scale: Option<f64>,
+    /// Also scale B.
+    scale_b: bool,
+    /// `MTU` of both.
+    mtu: Option<u16>,
+    /// B knows A's endpoint too.
+    b_knows_a: bool,
+}
+
+struct Pair {
+    lab: FaultLab,
+    a: NodeProcess,
+    b: NodeProcess,
+    runs: usize,
+}
+
+fn pair(o: Options) -> Pair {
+    let lab = FaultLab::new().unwrap_or_else(|e| panic!("{e}"));
+    let (ka, kb) = (PrivateKey::generate(&mut OsRng), PrivateKey::generate(&mut OsRng));
+    let b = NodeProcess::start(
+        &lab,
+        NodeSpec {
+            name: "b".into(),
+            side: Side::B,
+            key: kb.clone(),
+            listen_port: PORT,
+            address: format!("{B_MESH}/24"),
+            mtu: o.mtu,
+            peers: vec![PeerSpec {
+                public_key: ka.public_key(),
+                endpoint: o.b_knows_a.then(|| format!("{A_ADDR}:{PORT}")),
+                allowed_ips: format!("{A_MESH}/32"),
+                keepalive: None,
+            }],
+            forwards: vec![],
+            exposes: vec![format!("{B_SERVICE}={B_SINK}")],
+            timer_scale: if o.scale_b { o.timer_scale } else { None },
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = NodeProcess::start(
+        &lab,
+        NodeSpec {
+            name: "a".into(),
+            side: Side::A,
+            key: ka,
+            listen_port: PORT,
+            address: format!("{A_MESH}/24"),
+            mtu: o.mtu,
+            peers: vec![PeerSpec {
+                public_key: kb.public_key(),
+                endpoint: Some(format!("{B_ADDR}:{PORT}")),
+                allowed_ips: format!("{B_MESH}/32"),
+                keepalive: None,
+            }],
+            forwards: vec![format!("{A_FORWARD}={B_MESH}:{B_SERVICE}")],
+            exposes: vec![],
+            timer_scale: o.timer_scale,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    Pair { lab, a, b, runs: 0 }
+}
+
+/// What one exchange measured: the sender's report and the sink's.
+struct Exchange {
+    send: Value,
+    sink: Value,
+}
+
+impl Pair {
+    /// Sends `count` datagrams of `size` bytes at `rate`/s from A's side through A's forward to B's
+    /// sink, which echoes them; waits `wait_ms` for the last echoes.
+    fn exchange(&mut self, count: u64, rate: f64, size: usize, wait_ms: u64) -> Exchange {
+        self.runs += 1;
+        let dir = self.lab.dir().to_path_buf();
+        let sink_report = dir.join(format!("sink-{}.json", self.runs));
+        let send_report = dir.join(format!("send-{}.json", self.runs));
+        let seconds = count as f64 / rate + wait_ms as f64 / 1000.0 + 1.0;
+        let tool = tool().display().to_string();
+        let mut sink = self
+            .lab
+            .spawn_child(
+                Side::B,
+                &[
+                    &tool,
+                    "sink",
+                    "--listen",
+                    B_SINK,
+                    "--seconds",
+                    &seconds.to_string(),
+                    "--report",
+                    &sink_report.display().to_string(),
+                ],
+                &dir.join(format!("sink-{}.log", self.runs)),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(100));
+        self.lab
+            .exec(
+                Side::A,
+                &[
+                    &tool,
+                    "send",
+                    "--to",
+                    A_FORWARD,
+                    "--count",
+                    &count.to_string(),
+                    "--rate",
+                    &rate.to_string(),
+                    "--size",
+                    &size.to_string(),
+                    "--wait-ms",
+                    &wait_ms.to_string(),
+                    "--report",
+                    &send_report.display().to_string(),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = sink.wait().expect("the sink ends");
+        assert!(status.success(), "sink: {status}");
+        let read = |p: &PathBuf| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        Exchange {
+            send: read(&send_report),
+            sink: read(&sink_report),
+        }
+    }
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Every drop counter of a node's `show --json` (null when nothing was ever dropped).
+fn drops(node: &NodeProcess) -> Value {
+    node.show().map(|s| s["drops"].clone()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The gaps between consecutive times, ms.
+fn gaps(times: &[u64]) -> Vec<u64> {
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// Resource figures of both nodes, and a check that they stay small.
+fn resources(p: &Pair) -> Value {
+    let (ra, rb) = (p.a.rss_kb().unwrap_or(0), p.b.rss_kb().unwrap_or(0));
+    let (fa, fb) = (p.a.fds().unwrap_or(0), p.b.fds().unwrap_or(0));
+    assert!(ra > 0 && rb > 0, "both nodes run");
+    assert!(ra < 64 * 1024 && rb < 64 * 1024, "RSS stays small: {ra} KiB, {rb} KiB");
+    assert!(fa < 128 && fb < 128, "descriptors stay few: {fa}, {fb}");
+    json!({"a_rss_kib": ra, "b_rss_kib": rb, "a_fds": fa, "b_fds": fb})
+}
+
+#[test]
+fn fault_f00_baseline() {
+    let mut p = pair(Options::default());
+    // The handshake, with a little traffic (packets beyond the per-peer staging bound while it runs
+    // would be dropped, by design).
+    let warm = p.exchange(20, 100.0, 200, 1000);
+    assert_eq!(u(&warm.send["echoed"]), 20, "{}", warm.send);
+    let x = p.exchange(2000, 2000.0, 1000, 2000);
+    assert_eq!(u(&x.send["echoed"]), 2000, "every datagram came back: {}", x.send);
+    assert_eq!(u(&x.send["duplicates"]), 0);
+    assert_eq!((u(&x.sink["unique"]), u(&x.sink["duplicates"])), (2000, 0), "{}", x.sink);
+    // One handshake, started by A, and nothing dropped on a clean path.
+    let init = p.a.event_times("HandshakeInitiated");
+    let done = p.a.event_times("HandshakeCompleted");
+    assert_eq!((init.len(), done.len()), (1, 1), "{:#?}", p.a.events());
+    for node in [&p.a, &p.b] {
+        let d = drops(node);
+        assert!(
+            d.is_null() || d.as_object().is_some_and(|m| m.values().all(|v| v.as_u64() == Some(0))),
+            "{} dropped nothing: {d}",
+            node.spec.name
+        );
+    }
+    let res = resources(&p);
+    report::write(
+        "fault_f00_baseline",
+        &json!({
+            "handshake_ms": done[0].saturating_sub(init[0]),
+            "rtt_ms": x.send["rtt_ms"],
+            "goodput_mbit_s": x.send["goodput_mbit_s"],
+            "resources": res,
+        }),
+    );
+}
+
+#[test]
+fn fault_f01_random_loss() {
+    let mut p = pair(Options::default());
+    // The session first, on a clean path.
+    p.exchange(50, 500.0, 200, 1000);
+    let started = Instant::now();
+    let mut figures = Vec::new();
+    for loss in [0.01, 0.05, 0.30] {
+        let prob = loss.to_string();
+        let rule = ["FORWARD", "-m", "statistic", "--mode", "random", "--probability", &prob, "-j", "DROP"];
+        p.lab.router_iptables(&[&["-I"][..], &rule[..]].concat()).unwrap();
+        let n = 3000u64;
+        let x = p.exchange(n, 3000.0, 500, 2000);
+        p.lab.router_iptables(&[&["-D"][..], &rule[..]].concat()).unwrap();
+        // A round trip crosses the router twice: it survives with (1 - p)².
+        let expected = (1.0 - loss) * (1.0 - loss);
+        let got = u(&x.send["echoed"]) as f64 / n as f64;
+        let sigma = (expected * (1.0 - expected) / n as f64).sqrt();
+        assert!(
+            (got - expected).abs() <= 5.0 * sigma + 0.01,
+            "at {loss}: {got:.4} of the round trips, expected {expected:.4}"
+        );
+        // One way: inner loss tracks outer loss.
+        let one_way = u(&x.sink["unique"]) as f64 / n as f64;
+        assert!(
+            (one_way - (1.0 - loss)).abs() <= 5.0 * ((1.0 - loss) * loss / n as f64).sqrt() + 0.01,
+            "at {loss}: {one_way:.4} arrived one way"
+        );
+        assert_eq!(u(&x.sink["duplicates"]), 0, "loss never duplicates");
+        figures.push(json!({"loss": loss, "round_trip_delivered": got, "one_way_delivered": one_way, "rtt_ms": x.send["rtt_ms"]}));
+    }
+    // The session holds: at most one initiation per REKEY_TIMEOUT (5 s) per peer over the run.
+    let initiations = p.a.event_times("HandshakeInitiated");
+    let allowed = 1 + (started.elapsed().as_secs() / 5) as usize;
+    assert!(initiations.len() <= allowed, "{} initiations, at most {allowed}", initiations.len());
+    assert!(gaps(&initiations).iter().all(|&g| g >= 4000), "{:?}", gaps(&initiations));
+    report::write("fault_f01_random_loss", &json!({"runs": figures, "initiations": initiations.len()}));
+}
+
+#[test]
+fn fault_f04_duplication() {
+    let mut p = pair(Options::default());
+    p.exchange(20, 200.0, 200, 1000);
+    let mut figures = Vec::new();
+    for percent in [10, 100] {
+        let table = format!("dup{percent}");
+        let cond = if percent == 100 {
+            String::new()
+        } else {
+            format!("numgen random mod 100 < {percent} ")
+        };
+        let rules = format!(
+            "table ip {table} {{\n  chain fwd {{\n    type filter hook forward priority 0; policy accept;\n    \
+             oifname \"{TOWARDS_B}\" udp dport {PORT} {cond}counter dup to {B_ADDR} device \"{TOWARDS_B}\"\n  }}\n}}\n"
+        );
+        let rule_file = p.lab.dir().join(format!("{table}.nft"));
+        std::fs::write(&rule_file, rules).unwrap();
+        p.lab.router_nft(&["-f", &rule_file.display().to_string()]).unwrap();
+        // Slow enough that every datagram is its own skb (no GSO batch is duplicated whole).
+        let n = 600u64;
+        let before = p.b.drops("Replayed");
+        let x = p.exchange(n, 300.0, 300, 1500);
+        let listing = p.lab.router_nft(&["list", "table", "ip", &table]).unwrap();
+        p.lab.router_nft(&["delete", "table", "ip", &table]).unwrap();
+        let duplicated: u64 = listing
+            .split("counter packets ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no counter in {listing}"));
+        let replayed = p.b.drops("Replayed") - before;
+        assert!(duplicated > 0, "the router duplicated something");
+        assert_eq!(replayed, duplicated, "every duplicate is dropped as a replay, and only those");
+        assert_eq!(u(&x.sink["duplicates"]), 0, "the application sees no duplicate");
+        assert_eq!(u(&x.sink["unique"]), n, "and every datagram once");
+        figures.push(json!({"percent": percent, "duplicated": duplicated, "replay_drops": replayed}));
+    }
+    report::write("fault_f04_duplication", &json!({"runs": figures}));
+}
+
+#[test]
+fn fault_f07_blackhole() {
+    // REKEY_TIMEOUT 5 s -> 0.5 s, REKEY_ATTEMPT_TIME 90 s -> 9 s, jitter 333 ms -> 33 ms.
+    let scale = 0.1;
+    let mut p = pair(Options {
+        timer_scale: Some(scale),
+        ..Options::default()
+    });
+    p.lab.router_iptables(&["-I", "FORWARD", "-j", "DROP"]).unwrap();
+    // One datagram asks for a session that cannot come.
+    let x = p.exchange(1, 100.0, 100, 200);
+    assert_eq!(u(&x.send["echoed"]), 0);
+    let a = &p.a;
+    wait_until("A gives up", Duration::from_secs(20), || {
+        !a.event_times("HandshakeFailed").is_empty()
+    });
+    let init = p.a.event_times("HandshakeInitiated");
+    let failed = p.a.event_times("HandshakeFailed")[0];
+    // The first initiation and 18 retries (REKEY_ATTEMPT_TIME / REKEY_TIMEOUT), then silence.
+    assert_eq!(init.len(), 19, "{:?}", gaps(&init));
+    let (lo, hi) = ((500.0 * 0.8) as u64, ((500.0 + 33.3) * 1.2) as u64);
+    for g in gaps(&init) {
+        assert!((lo..=hi).contains(&g), "retransmit spacing {g} ms, 500 + 0..33 ms expected");
+    }
+    let give_up = failed - init[0];
+    assert!(
+        (7_200..=11_500).contains(&give_up),
+        "gave up {give_up} ms after the first initiation, about 9.5 s expected"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(p.a.event_times("HandshakeInitiated").len(), 19, "nothing after giving up");
+    // Restored: the next send brings the session back.
+    p.lab.router_iptables(&["-D", "FORWARD", "-j", "DROP"]).unwrap();
+    let back = p.exchange(20, 100.0, 100, 1500);
+    assert_eq!(u(&back.send["echoed"]), 20, "{}", back.send);
+    assert_eq!(p.a.event_times("HandshakeInitiated").len(), 20, "one new handshake");
+    report::write(
+        "fault_f07_blackhole",
+        &json!({"timer_scale": scale, "initiations": init.len(), "spacing_ms": gaps(&init),
+                "give_up_ms": give_up, "rtt_after_restore_ms": back.send["rtt_ms"]}),
+    );
+}
+
+#[test]
+fn fault_f08_initiations_dropped() {
+    // REKEY_TIMEOUT 5 s -> 1.25 s; the block lasts 3 s (12 s scaled the same way).
+    let scale = 0.25;
+    let mut p = pair(Options {
+        timer_scale: Some(scale),
+        ..Options::default()
+    });
+    // An initiation is 148 bytes of UDP: 176 bytes of IPv4.
+    let rule = ["FORWARD", "-p", "udp", "-m", "length", "--length", "176", "-j", "DROP"];
+    p.lab.router_iptables(&[&["-I"][..], &rule[..]].concat()).unwrap();
+    let x = p.exchange(1, 100.0, 100, 100);
+    assert_eq!(u(&x.send["echoed"]), 0);
+    std::thread::sleep(Duration::from_millis(2800));
+    let removed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    p.lab.router_iptables(&[&["-D"][..], &rule[..]].concat()).unwrap();
+    let a = &p.a;
+    wait_until("the handshake completes", Duration::from_secs(10), || {
+        !a.event_times("HandshakeCompleted").is_empty()
+    });
+    let init = p.a.event_times("HandshakeInitiated");
+    let done = p.a.event_times("HandshakeCompleted")[0];
+    let after: Vec<u64> = init.iter().copied().filter(|&t| t >= removed_at).collect();
+    assert_eq!(after.len(), 1, "the first retry after the block succeeds: {init:?}");
+    let wait = after[0] - removed_at;
+    assert!(wait <= ((5_000.0 + 333.0) * scale * 1.2) as u64, "retry {wait} ms after the block");
+    assert!(done >= after[0]);
+    let blocked = init.len() - 1;
+    assert!(blocked >= 2, "initiations were refused meanwhile: {init:?}");
+    // The staged datagram went out once the session came up; traffic flows.
+    let y = p.exchange(20, 100.0, 100, 1000);
+    assert_eq!(u(&y.send["echoed"]), 20);
+    report::write(
+        "fault_f08_initiations_dropped",
+        &json!({"timer_scale": scale, "blocked_initiations": blocked, "retry_after_block_ms": wait,
+                "handshake_ms": done - after[0]}),
+    );
+}
+
+#[test]
+fn fault_f13_path_mtu() {
+    // The router's link towards B carries 1280 bytes; both nodes use MTU 1200, so the largest
+    // sealed datagram is 20 + 8 + 32 + 1200 = 1260 bytes of IPv4.
+    let mut p = pair(Options {
+        mtu: Some(1200),
+        ..Options::default()
+    });
+    let r = p.lab.ns(Side::R);
+    pnet_mesh_e2e::faults::lab::run(&["ip", "-n", &r, "link", "set", TOWARDS_B, "mtu", "1280"]).unwrap();
+    let frag_creates = |lab: &FaultLab| -> u64 {
+        let out = lab.exec(Side::R, &["cat", "/proc/net/snmp"]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines().filter(|l| l.starts_with("Ip:"));
+        let (names, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == "FragCreates")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let frags_before = frag_creates(&p.lab);
+    // The largest UDP payload inside: 1200 - 20 - 8.
+    let x = p.exchange(200, 400.0, 1172, 1500);
+    assert_eq!(u(&x.send["echoed"]), 200, "full-size datagrams cross: {}", x.send);
+    assert_eq!(frag_creates(&p.lab), frags_before, "the router fragmented nothing");
+    // One byte more does not fit the MTU: the node refuses it and counts it, nothing crosses.
+    let dropped_before = p.a.show().unwrap()["forwards"][0]["dropped"].as_u64().unwrap();
+    let y = p.exchange(20, 200.0, 1173, 500);
+    assert_eq!(u(&y.sink["received"]), 0, "nothing oversize arrived");
+    let dropped = p.a.show().unwrap()["forwards"][0]["dropped"].as_u64().unwrap() - dropped_before;
+    assert_eq!(dropped, 20, "every oversize datagram was refused and counted");
+    assert_eq!(frag_creates(&p.lab), frags_before);
+    report::write("fault_f13_path_mtu", &json!({"largest_payload": 1172, "refused": dropped}));
+}
