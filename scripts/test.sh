@@ -147,6 +147,23 @@ echo "no labeled container or network left behind"
 cat "$containers_log" >>"$test_log"
 stage_done "containers"
 
+# --- faults (FAULT_PLAN.md in namespaces: node processes, a router carrying the fault) ------------
+stage "faults"
+faults_log="$log_dir/cargo-test-faults.log"
+# One scenario at a time (they also hold a machine-wide lock); measured figures go to
+# artifacts/faults/ in the log directory.
+PNET_FAULTS_REPORTS="$log_dir/faults" timeout 900 cargo test -p pnet-mesh-e2e --all-features \
+    --profile "$PROFILE" --locked --no-fail-fast --test faults -- --test-threads 1 2>&1 | tee "$faults_log"
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+    echo "fault scenarios failed (log: $faults_log)"
+    exit "$status"
+fi
+left_ns=$(ip netns list 2>/dev/null | grep -c "^f[0-9]*[0-9a-f][0-9a-f][arbx]\b" || true)
+echo "fault scenarios done; namespaces of fault labs left: $left_ns"
+cat "$faults_log" >>"$test_log"
+stage_done "faults"
+
 stage "required tests"
 # The fixed test names must have run and passed, not been filtered out or renamed away.
 missing=0

@@ -7,6 +7,9 @@
 //! the test executable, in `$CARGO_TARGET_DIR/<profile>/`), the image's first process `e2e-init`,
 //! and their shared libraries; its tag is a hash of that content, so every harness of one build
 //! shares one image and builds it once.
+//!
+//! [`faults`] is the other half: the fault suite's namespace lab, where `pnet-mesh up` processes
+//! run behind a router that carries the fault (`tests/faults.rs`).
 
 pub mod faults;
 

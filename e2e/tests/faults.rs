@@ -51,7 +51,10 @@ struct Pair {
 
 fn pair(o: Options) -> Pair {
     let lab = FaultLab::new().unwrap_or_else(|e| panic!("{e}"));
-    let (ka, kb) = (PrivateKey::generate(&mut OsRng), PrivateKey::generate(&mut OsRng));
+    let (ka, kb) = (
+        PrivateKey::generate(&mut OsRng),
+        PrivateKey::generate(&mut OsRng),
+    );
     let b = NodeProcess::start(
         &lab,
         NodeSpec {
@@ -169,9 +172,11 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
-/// Every drop counter of a node's `show --json` (null when nothing was ever dropped).
+/// Every drop counter of a node's `show --json` (the reasons that occurred).
 fn drops(node: &NodeProcess) -> Value {
-    node.show().map(|s| s["drops"].clone()).unwrap_or_else(|e| panic!("{e}"))
+    node.show()
+        .map(|s| s["drops"].clone())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The gaps between consecutive times, ms.
@@ -193,7 +198,10 @@ fn resources(p: &Pair) -> Value {
     let (ra, rb) = (p.a.rss_kb().unwrap_or(0), p.b.rss_kb().unwrap_or(0));
     let (fa, fb) = (p.a.fds().unwrap_or(0), p.b.fds().unwrap_or(0));
     assert!(ra > 0 && rb > 0, "both nodes run");
-    assert!(ra < 64 * 1024 && rb < 64 * 1024, "RSS stays small: {ra} KiB, {rb} KiB");
+    assert!(
+        ra < 64 * 1024 && rb < 64 * 1024,
+        "RSS stays small: {ra} KiB, {rb} KiB"
+    );
     assert!(fa < 128 && fb < 128, "descriptors stay few: {fa}, {fb}");
     json!({"a_rss_kib": ra, "b_rss_kib": rb, "a_fds": fa, "b_fds": fb})
 }
@@ -206,9 +214,19 @@ fn fault_f00_baseline() {
     let warm = p.exchange(20, 100.0, 200, 1000);
     assert_eq!(u(&warm.send["echoed"]), 20, "{}", warm.send);
     let x = p.exchange(2000, 2000.0, 1000, 2000);
-    assert_eq!(u(&x.send["echoed"]), 2000, "every datagram came back: {}", x.send);
+    assert_eq!(
+        u(&x.send["echoed"]),
+        2000,
+        "every datagram came back: {}",
+        x.send
+    );
     assert_eq!(u(&x.send["duplicates"]), 0);
-    assert_eq!((u(&x.sink["unique"]), u(&x.sink["duplicates"])), (2000, 0), "{}", x.sink);
+    assert_eq!(
+        (u(&x.sink["unique"]), u(&x.sink["duplicates"])),
+        (2000, 0),
+        "{}",
+        x.sink
+    );
     // One handshake, started by A, and nothing dropped on a clean path.
     let init = p.a.event_times("HandshakeInitiated");
     let done = p.a.event_times("HandshakeCompleted");
@@ -216,7 +234,8 @@ fn fault_f00_baseline() {
     for node in [&p.a, &p.b] {
         let d = drops(node);
         assert!(
-            d.is_null() || d.as_object().is_some_and(|m| m.values().all(|v| v.as_u64() == Some(0))),
+            d.as_object()
+                .is_some_and(|m| m.values().all(|v| v.as_u64() == Some(0))),
             "{} dropped nothing: {d}",
             node.spec.name
         );
@@ -242,11 +261,25 @@ fn fault_f01_random_loss() {
     let mut figures = Vec::new();
     for loss in [0.01, 0.05, 0.30] {
         let prob = loss.to_string();
-        let rule = ["FORWARD", "-m", "statistic", "--mode", "random", "--probability", &prob, "-j", "DROP"];
-        p.lab.router_iptables(&[&["-I"][..], &rule[..]].concat()).unwrap();
+        let rule = [
+            "FORWARD",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &prob,
+            "-j",
+            "DROP",
+        ];
+        p.lab
+            .router_iptables(&[&["-I"][..], &rule[..]].concat())
+            .unwrap();
         let n = 3000u64;
         let x = p.exchange(n, 3000.0, 500, 2000);
-        p.lab.router_iptables(&[&["-D"][..], &rule[..]].concat()).unwrap();
+        p.lab
+            .router_iptables(&[&["-D"][..], &rule[..]].concat())
+            .unwrap();
         // A round trip crosses the router twice: it survives with (1 - p)².
         let expected = (1.0 - loss) * (1.0 - loss);
         let got = u(&x.send["echoed"]) as f64 / n as f64;
@@ -267,9 +300,20 @@ fn fault_f01_random_loss() {
     // The session holds: at most one initiation per REKEY_TIMEOUT (5 s) per peer over the run.
     let initiations = p.a.event_times("HandshakeInitiated");
     let allowed = 1 + (started.elapsed().as_secs() / 5) as usize;
-    assert!(initiations.len() <= allowed, "{} initiations, at most {allowed}", initiations.len());
-    assert!(gaps(&initiations).iter().all(|&g| g >= 4000), "{:?}", gaps(&initiations));
-    report::write("fault_f01_random_loss", &json!({"runs": figures, "initiations": initiations.len()}));
+    assert!(
+        initiations.len() <= allowed,
+        "{} initiations, at most {allowed}",
+        initiations.len()
+    );
+    assert!(
+        gaps(&initiations).iter().all(|&g| g >= 4000),
+        "{:?}",
+        gaps(&initiations)
+    );
+    report::write(
+        "fault_f01_random_loss",
+        &json!({"runs": figures, "initiations": initiations.len()}),
+    );
 }
 
 #[test]
@@ -285,18 +329,22 @@ fn fault_f04_duplication() {
             format!("numgen random mod 100 < {percent} ")
         };
         let rules = format!(
-            "table ip {table} {{\n  chain fwd {{\n    type filter hook forward priority 0; policy accept;\n    \
+            "table ip {table} {{\n  chain forward_dup {{\n    type filter hook forward priority 0; policy accept;\n    \
              oifname \"{TOWARDS_B}\" udp dport {PORT} {cond}counter dup to {B_ADDR} device \"{TOWARDS_B}\"\n  }}\n}}\n"
         );
         let rule_file = p.lab.dir().join(format!("{table}.nft"));
         std::fs::write(&rule_file, rules).unwrap();
-        p.lab.router_nft(&["-f", &rule_file.display().to_string()]).unwrap();
+        p.lab
+            .router_nft(&["-f", &rule_file.display().to_string()])
+            .unwrap();
         // Slow enough that every datagram is its own skb (no GSO batch is duplicated whole).
         let n = 600u64;
         let before = p.b.drops("Replayed");
         let x = p.exchange(n, 300.0, 300, 1500);
         let listing = p.lab.router_nft(&["list", "table", "ip", &table]).unwrap();
-        p.lab.router_nft(&["delete", "table", "ip", &table]).unwrap();
+        p.lab
+            .router_nft(&["delete", "table", "ip", &table])
+            .unwrap();
         let duplicated: u64 = listing
             .split("counter packets ")
             .nth(1)
@@ -305,10 +353,18 @@ fn fault_f04_duplication() {
             .unwrap_or_else(|| panic!("no counter in {listing}"));
         let replayed = p.b.drops("Replayed") - before;
         assert!(duplicated > 0, "the router duplicated something");
-        assert_eq!(replayed, duplicated, "every duplicate is dropped as a replay, and only those");
-        assert_eq!(u(&x.sink["duplicates"]), 0, "the application sees no duplicate");
+        assert_eq!(
+            replayed, duplicated,
+            "every duplicate is dropped as a replay, and only those"
+        );
+        assert_eq!(
+            u(&x.sink["duplicates"]),
+            0,
+            "the application sees no duplicate"
+        );
         assert_eq!(u(&x.sink["unique"]), n, "and every datagram once");
-        figures.push(json!({"percent": percent, "duplicated": duplicated, "replay_drops": replayed}));
+        figures
+            .push(json!({"percent": percent, "duplicated": duplicated, "replay_drops": replayed}));
     }
     report::write("fault_f04_duplication", &json!({"runs": figures}));
 }
@@ -321,7 +377,9 @@ fn fault_f07_blackhole() {
         timer_scale: Some(scale),
         ..Options::default()
     });
-    p.lab.router_iptables(&["-I", "FORWARD", "-j", "DROP"]).unwrap();
+    p.lab
+        .router_iptables(&["-I", "FORWARD", "-j", "DROP"])
+        .unwrap();
     // One datagram asks for a session that cannot come.
     let x = p.exchange(1, 100.0, 100, 200);
     assert_eq!(u(&x.send["echoed"]), 0);
@@ -331,24 +389,40 @@ fn fault_f07_blackhole() {
     });
     let init = p.a.event_times("HandshakeInitiated");
     let failed = p.a.event_times("HandshakeFailed")[0];
-    // The first initiation and 18 retries (REKEY_ATTEMPT_TIME / REKEY_TIMEOUT), then silence.
-    assert_eq!(init.len(), 19, "{:?}", gaps(&init));
+    // The first initiation and its retransmissions until the attempt count passes
+    // REKEY_ATTEMPT_TIME / REKEY_TIMEOUT = 18: 19 retries, as wireguard-go and the kernel do
+    // (`handshakeAttempts > MaxTimerHandshakes` gives up), then silence.
+    assert_eq!(init.len(), 20, "{:?}", gaps(&init));
     let (lo, hi) = ((500.0 * 0.8) as u64, ((500.0 + 33.3) * 1.2) as u64);
     for g in gaps(&init) {
-        assert!((lo..=hi).contains(&g), "retransmit spacing {g} ms, 500 + 0..33 ms expected");
+        assert!(
+            (lo..=hi).contains(&g),
+            "retransmit spacing {g} ms, 500 + 0..33 ms expected"
+        );
     }
+    // Twenty retransmit timers of 500 + 0..33 ms: about 10.3 s (about 103 s unscaled).
     let give_up = failed - init[0];
     assert!(
-        (7_200..=11_500).contains(&give_up),
-        "gave up {give_up} ms after the first initiation, about 9.5 s expected"
+        (8_000..=12_800).contains(&give_up),
+        "gave up {give_up} ms after the first initiation, about 10.3 s expected"
     );
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(p.a.event_times("HandshakeInitiated").len(), 19, "nothing after giving up");
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        20,
+        "nothing after giving up"
+    );
     // Restored: the next send brings the session back.
-    p.lab.router_iptables(&["-D", "FORWARD", "-j", "DROP"]).unwrap();
+    p.lab
+        .router_iptables(&["-D", "FORWARD", "-j", "DROP"])
+        .unwrap();
     let back = p.exchange(20, 100.0, 100, 1500);
     assert_eq!(u(&back.send["echoed"]), 20, "{}", back.send);
-    assert_eq!(p.a.event_times("HandshakeInitiated").len(), 20, "one new handshake");
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        21,
+        "one new handshake"
+    );
     report::write(
         "fault_f07_blackhole",
         &json!({"timer_scale": scale, "initiations": init.len(), "spacing_ms": gaps(&init),
@@ -365,8 +439,12 @@ fn fault_f08_initiations_dropped() {
         ..Options::default()
     });
     // An initiation is 148 bytes of UDP: 176 bytes of IPv4.
-    let rule = ["FORWARD", "-p", "udp", "-m", "length", "--length", "176", "-j", "DROP"];
-    p.lab.router_iptables(&[&["-I"][..], &rule[..]].concat()).unwrap();
+    let rule = [
+        "FORWARD", "-p", "udp", "-m", "length", "--length", "176", "-j", "DROP",
+    ];
+    p.lab
+        .router_iptables(&[&["-I"][..], &rule[..]].concat())
+        .unwrap();
     let x = p.exchange(1, 100.0, 100, 100);
     assert_eq!(u(&x.send["echoed"]), 0);
     std::thread::sleep(Duration::from_millis(2800));
@@ -374,7 +452,9 @@ fn fault_f08_initiations_dropped() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    p.lab.router_iptables(&[&["-D"][..], &rule[..]].concat()).unwrap();
+    p.lab
+        .router_iptables(&[&["-D"][..], &rule[..]].concat())
+        .unwrap();
     let a = &p.a;
     wait_until("the handshake completes", Duration::from_secs(10), || {
         !a.event_times("HandshakeCompleted").is_empty()
@@ -382,9 +462,16 @@ fn fault_f08_initiations_dropped() {
     let init = p.a.event_times("HandshakeInitiated");
     let done = p.a.event_times("HandshakeCompleted")[0];
     let after: Vec<u64> = init.iter().copied().filter(|&t| t >= removed_at).collect();
-    assert_eq!(after.len(), 1, "the first retry after the block succeeds: {init:?}");
+    assert_eq!(
+        after.len(),
+        1,
+        "the first retry after the block succeeds: {init:?}"
+    );
     let wait = after[0] - removed_at;
-    assert!(wait <= ((5_000.0 + 333.0) * scale * 1.2) as u64, "retry {wait} ms after the block");
+    assert!(
+        wait <= ((5_000.0 + 333.0) * scale * 1.2) as u64,
+        "retry {wait} ms after the block"
+    );
     assert!(done >= after[0]);
     let blocked = init.len() - 1;
     assert!(blocked >= 2, "initiations were refused meanwhile: {init:?}");
@@ -407,7 +494,8 @@ fn fault_f13_path_mtu() {
         ..Options::default()
     });
     let r = p.lab.ns(Side::R);
-    pnet_mesh_e2e::faults::lab::run(&["ip", "-n", &r, "link", "set", TOWARDS_B, "mtu", "1280"]).unwrap();
+    pnet_mesh_e2e::faults::lab::run(&["ip", "-n", &r, "link", "set", TOWARDS_B, "mtu", "1280"])
+        .unwrap();
     let frag_creates = |lab: &FaultLab| -> u64 {
         let out = lab.exec(Side::R, &["cat", "/proc/net/snmp"]).unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -423,14 +511,34 @@ fn fault_f13_path_mtu() {
     let frags_before = frag_creates(&p.lab);
     // The largest UDP payload inside: 1200 - 20 - 8.
     let x = p.exchange(200, 400.0, 1172, 1500);
-    assert_eq!(u(&x.send["echoed"]), 200, "full-size datagrams cross: {}", x.send);
-    assert_eq!(frag_creates(&p.lab), frags_before, "the router fragmented nothing");
+    assert_eq!(
+        u(&x.send["echoed"]),
+        200,
+        "full-size datagrams cross: {}",
+        x.send
+    );
+    assert_eq!(
+        frag_creates(&p.lab),
+        frags_before,
+        "the router fragmented nothing"
+    );
     // One byte more does not fit the MTU: the node refuses it and counts it, nothing crosses.
-    let dropped_before = p.a.show().unwrap()["forwards"][0]["dropped"].as_u64().unwrap();
+    let dropped_before = p.a.show().unwrap()["forwards"][0]["dropped"]
+        .as_u64()
+        .unwrap();
     let y = p.exchange(20, 200.0, 1173, 500);
     assert_eq!(u(&y.sink["received"]), 0, "nothing oversize arrived");
-    let dropped = p.a.show().unwrap()["forwards"][0]["dropped"].as_u64().unwrap() - dropped_before;
-    assert_eq!(dropped, 20, "every oversize datagram was refused and counted");
+    let dropped = p.a.show().unwrap()["forwards"][0]["dropped"]
+        .as_u64()
+        .unwrap()
+        - dropped_before;
+    assert_eq!(
+        dropped, 20,
+        "every oversize datagram was refused and counted"
+    );
     assert_eq!(frag_creates(&p.lab), frags_before);
-    report::write("fault_f13_path_mtu", &json!({"largest_payload": 1172, "refused": dropped}));
+    report::write(
+        "fault_f13_path_mtu",
+        &json!({"largest_payload": 1172, "refused": dropped}),
+    );
 }

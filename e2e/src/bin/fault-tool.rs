@@ -30,8 +30,11 @@ fn need<T: std::str::FromStr>(args: &[String], name: &str) -> Result<T, String> 
 
 fn write_report(args: &[String], value: &serde_json::Value) -> Result<(), String> {
     let path = arg(args, "--report").ok_or("--report is required")?;
-    std::fs::write(path, serde_json::to_string_pretty(value).unwrap_or_default())
-        .map_err(|e| format!("write {path}: {e}"))
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(value).unwrap_or_default(),
+    )
+    .map_err(|e| format!("write {path}: {e}"))
 }
 
 /// Echoes and counts sequence numbers for `--seconds`.
@@ -131,7 +134,10 @@ fn send(args: &[String]) -> Result<(), String> {
         rtts.get(((rtts.len().max(1) - 1) as f64 * p).round() as usize)
             .copied()
     };
-    let duplicates: u64 = echoed.values().map(|&c| u64::from(c.saturating_sub(1))).sum();
+    let duplicates: u64 = echoed
+        .values()
+        .map(|&c| u64::from(c.saturating_sub(1)))
+        .sum();
     write_report(
         args,
         &json!({

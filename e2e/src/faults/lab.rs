@@ -90,7 +90,9 @@ pub fn require() -> Result<(), String> {
                 .and_then(|v| v.split_whitespace().next().map(str::to_owned))
         });
     if uid.as_deref() != Some("0") {
-        return Err("the fault suite needs root (network namespaces, iptables on the router)".into());
+        return Err(
+            "the fault suite needs root (network namespaces, iptables on the router)".into(),
+        );
     }
     for (tool, package) in [
         ("ip", "iproute2"),
@@ -178,8 +180,13 @@ impl FaultLab {
         for (side, dev, addr, rdev, raddr) in links {
             let ns = self.ns(side);
             // Created in the root namespace under unique names, then moved and renamed.
-            let (tmp_a, tmp_r) = (format!("{}{}", self.id, dev), format!("{}{}", self.id, rdev));
-            run(&["ip", "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_r])?;
+            let (tmp_a, tmp_r) = (
+                format!("{}{}", self.id, dev),
+                format!("{}{}", self.id, rdev),
+            );
+            run(&[
+                "ip", "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_r,
+            ])?;
             run(&["ip", "link", "set", &tmp_a, "netns", &ns, "name", dev])?;
             run(&["ip", "link", "set", &tmp_r, "netns", &r, "name", rdev])?;
             run(&["ip", "-n", &ns, "addr", "add", addr, "dev", dev])?;
@@ -190,7 +197,13 @@ impl FaultLab {
             run(&["ip", "-n", &ns, "route", "add", "default", "via", gw])?;
         }
         run(&[
-            "ip", "netns", "exec", &r, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+            "ip",
+            "netns",
+            "exec",
+            &r,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
         ])?;
         let x = self.ns(Side::X);
         // The attacker's 256 extra sources: 10.31.10.0/24, routed to it by the router.
@@ -200,7 +213,16 @@ impl FaultLab {
             .collect();
         std::fs::write(&script, lines).map_err(|e| format!("write {}: {e}", script.display()))?;
         run(&["ip", "-n", &x, "-batch", &script.display().to_string()])?;
-        run(&["ip", "-n", &r, "route", "add", "10.31.10.0/24", "via", "10.31.9.2"])?;
+        run(&[
+            "ip",
+            "-n",
+            &r,
+            "route",
+            "add",
+            "10.31.10.0/24",
+            "via",
+            "10.31.9.2",
+        ])?;
         Ok(())
     }
 

@@ -213,7 +213,12 @@ impl NodeProcess {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("show {}: {e}", self.spec.name))
+        // `show --json` lists every node it asked; this one asked one.
+        let all: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("show {}: {e}", self.spec.name))?;
+        all.get(0)
+            .cloned()
+            .ok_or_else(|| format!("show {}: no status in {all}", self.spec.name))
     }
 
     /// The drop counter `reason` (0 when absent).

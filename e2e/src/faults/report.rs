@@ -11,9 +11,10 @@ pub fn dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map_or_else(|| PathBuf::from("artifacts/faults"), |w| w.join("artifacts/faults"))
+    manifest.parent().map_or_else(
+        || PathBuf::from("artifacts/faults"),
+        |w| w.join("artifacts/faults"),
+    )
 }
 
 /// Writes `figures` as `<scenario>.json` and prints where.
@@ -22,7 +23,13 @@ pub fn write(scenario: &str, figures: &Value) {
     let path = dir.join(format!("{scenario}.json"));
     let text = serde_json::to_string_pretty(figures).unwrap_or_default();
     match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &text)) {
-        Ok(()) => println!("{scenario}: measured {text}\n{scenario}: wrote {}", path.display()),
-        Err(e) => println!("{scenario}: measured {text}\n{scenario}: cannot write {}: {e}", path.display()),
+        Ok(()) => println!(
+            "{scenario}: measured {text}\n{scenario}: wrote {}",
+            path.display()
+        ),
+        Err(e) => println!(
+            "{scenario}: measured {text}\n{scenario}: cannot write {}: {e}",
+            path.display()
+        ),
     }
 }
