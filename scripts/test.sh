@@ -51,6 +51,8 @@ command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing: ${need[*]}"
@@ -61,7 +63,7 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "missing ${need[*]} and not root (or no apt-get): the interop tests will fail naming them"
     fi
 else
-    echo "wireguard-go, wg, ip, python3, dockerd, ping, iperf3, nc, iptables and nft present"
+    echo "wireguard-go, wg, ip, python3, dockerd, ping, iperf3, nc, iptables, nft, conntrack and faketime present"
 fi
 # The container tests need a Docker daemon: start one when none answers (never a second one).
 if command -v dockerd >/dev/null 2>&1 && ! docker_up; then
@@ -152,7 +154,7 @@ stage "faults"
 faults_log="$log_dir/cargo-test-faults.log"
 # One scenario at a time (they also hold a machine-wide lock); measured figures go to
 # artifacts/faults/ in the log directory.
-PNET_FAULTS_REPORTS="$log_dir/faults" timeout 900 cargo test -p pnet-mesh-e2e --all-features \
+PNET_FAULTS_REPORTS="$log_dir/faults" timeout 900 cargo test --workspace --all-features \
     --profile "$PROFILE" --locked --no-fail-fast --test faults -- --test-threads 1 2>&1 | tee "$faults_log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then

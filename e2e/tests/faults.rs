@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use pnet_mesh::crypto::PrivateKey;
 use pnet_mesh::crypto::rng::OsRng;
-use pnet_mesh_e2e::faults::lab::{A_ADDR, B_ADDR, TOWARDS_B};
+use pnet_mesh_e2e::faults::lab::{A_ADDR, A_ADDR_2, B_ADDR, TOWARDS_B};
 use pnet_mesh_e2e::faults::node::PeerSpec;
 use pnet_mesh_e2e::faults::{FaultLab, NodeProcess, NodeSpec, Side, report};
 use serde_json::{Value, json};
@@ -40,17 +40,53 @@ struct Options {
     mtu: Option<u16>,
     /// B knows A's endpoint too.
     b_knows_a: bool,
+    /// A reaches B through the impairment proxy on the router, with these `fault-tool proxy`
+    /// arguments (both directions).
+    proxy: Option<&'static [&'static str]>,
 }
+
+/// Where the impairment proxy listens (the router's address towards A).
+const PROXY: &str = "10.31.1.1:51900";
 
 struct Pair {
     lab: FaultLab,
     a: NodeProcess,
     b: NodeProcess,
     runs: usize,
+    proxy: Option<(std::process::Child, PathBuf)>,
+}
+
+/// Starts the proxy on the router with `impairments`; returns it and its report path.
+fn start_proxy(lab: &FaultLab, impairments: &[&str], tag: &str) -> (std::process::Child, PathBuf) {
+    let report = lab.dir().join(format!("proxy-{tag}.json"));
+    let tool = tool().display().to_string();
+    let report_s = report.display().to_string();
+    let upstream = format!("{B_ADDR}:{PORT}");
+    let mut argv = vec![
+        tool.as_str(),
+        "proxy",
+        "--listen",
+        PROXY,
+        "--upstream",
+        upstream.as_str(),
+        "--seconds",
+        "120",
+        "--seed",
+        "7",
+        "--report",
+        report_s.as_str(),
+    ];
+    argv.extend_from_slice(impairments);
+    let child = lab
+        .spawn_child(Side::R, &argv, &lab.dir().join(format!("proxy-{tag}.log")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(200));
+    (child, report)
 }
 
 fn pair(o: Options) -> Pair {
     let lab = FaultLab::new().unwrap_or_else(|e| panic!("{e}"));
+    let proxy = o.proxy.map(|args| start_proxy(&lab, args, "1"));
     let (ka, kb) = (
         PrivateKey::generate(&mut OsRng),
         PrivateKey::generate(&mut OsRng),
@@ -73,6 +109,7 @@ fn pair(o: Options) -> Pair {
             forwards: vec![],
             exposes: vec![format!("{B_SERVICE}={B_SINK}")],
             timer_scale: if o.scale_b { o.timer_scale } else { None },
+            prefix: vec![],
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -87,17 +124,28 @@ fn pair(o: Options) -> Pair {
             mtu: o.mtu,
             peers: vec![PeerSpec {
                 public_key: kb.public_key(),
-                endpoint: Some(format!("{B_ADDR}:{PORT}")),
+                endpoint: Some(if proxy.is_some() {
+                    PROXY.to_owned()
+                } else {
+                    format!("{B_ADDR}:{PORT}")
+                }),
                 allowed_ips: format!("{B_MESH}/32"),
                 keepalive: None,
             }],
             forwards: vec![format!("{A_FORWARD}={B_MESH}:{B_SERVICE}")],
             exposes: vec![],
             timer_scale: o.timer_scale,
+            prefix: vec![],
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    Pair { lab, a, b, runs: 0 }
+    Pair {
+        lab,
+        a,
+        b,
+        runs: 0,
+        proxy,
+    }
 }
 
 /// What one exchange measured: the sender's report and the sink's.
@@ -107,6 +155,22 @@ struct Exchange {
 }
 
 impl Pair {
+    /// Stops the proxy and returns its counters.
+    fn stop_proxy(&mut self) -> Value {
+        let (mut child, report) = self.proxy.take().expect("a proxy runs");
+        std::fs::write(format!("{}.stop", report.display()), b"").unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "proxy: {status}");
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+    }
+
+    /// The sum of a node's drop counters.
+    fn all_drops(node: &NodeProcess) -> u64 {
+        drops(node)
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+    }
+
     /// Sends `count` datagrams of `size` bytes at `rate`/s from A's side through A's forward to B's
     /// sink, which echoes them; waits `wait_ms` for the last echoes.
     fn exchange(&mut self, count: u64, rate: f64, size: usize, wait_ms: u64) -> Exchange {
@@ -337,14 +401,21 @@ fn fault_f04_duplication() {
         p.lab
             .router_nft(&["-f", &rule_file.display().to_string()])
             .unwrap();
-        // Slow enough that every datagram is its own skb (no GSO batch is duplicated whole).
+        let packets = |node: &NodeProcess, key: &str| {
+            node.show().unwrap()["peers"][0][key].as_u64().unwrap_or(0)
+        };
         let n = 600u64;
-        let before = p.b.drops("Replayed");
+        let (before, a_tx, b_rx) = (
+            p.b.drops("Replayed"),
+            packets(&p.a, "tx_packets"),
+            packets(&p.b, "rx_packets"),
+        );
         let x = p.exchange(n, 300.0, 300, 1500);
         let listing = p.lab.router_nft(&["list", "table", "ip", &table]).unwrap();
         p.lab
             .router_nft(&["delete", "table", "ip", &table])
             .unwrap();
+        // The router counts what it copied; a GSO batch is one copy of several datagrams.
         let duplicated: u64 = listing
             .split("counter packets ")
             .nth(1)
@@ -352,11 +423,18 @@ fn fault_f04_duplication() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no counter in {listing}"));
         let replayed = p.b.drops("Replayed") - before;
+        let sent = packets(&p.a, "tx_packets") - a_tx;
+        let accepted = packets(&p.b, "rx_packets") - b_rx;
         assert!(duplicated > 0, "the router duplicated something");
-        assert_eq!(
-            replayed, duplicated,
-            "every duplicate is dropped as a replay, and only those"
+        assert_eq!(accepted, sent, "every original accepted exactly once");
+        // Every copy is dropped as a replay; when the router copies everything, each datagram's.
+        assert!(
+            replayed >= duplicated && replayed <= sent,
+            "{replayed} replays of {duplicated} copies, {sent} sent"
         );
+        if percent == 100 {
+            assert_eq!(replayed, sent, "each datagram's copy refused");
+        }
         assert_eq!(
             u(&x.sink["duplicates"]),
             0,
@@ -540,5 +618,328 @@ fn fault_f13_path_mtu() {
     report::write(
         "fault_f13_path_mtu",
         &json!({"largest_payload": 1172, "refused": dropped}),
+    );
+}
+
+#[test]
+fn fault_f02_burst_loss() {
+    // Gilbert-Elliott as netem's `loss gemodel 1% 10% 70% 0.1%`, both ways.
+    let mut p = pair(Options {
+        proxy: Some(&["--gilbert", "0.01,0.1,0.7,0.001"]),
+        ..Options::default()
+    });
+    let n = 3000u64;
+    let x = p.exchange(n, 1000.0, 300, 1500);
+    let stats = p.stop_proxy();
+    let burst_lost = u(&stats["a_to_b"]["lost_in_burst"]) + u(&stats["b_to_a"]["lost_in_burst"]);
+    assert!(burst_lost > 0, "bursts happened: {stats}");
+    assert_eq!(u(&x.sink["duplicates"]), 0);
+    // No stuck state: through a clean proxy (B sees A roam to its new port) everything arrives,
+    // on the same session.
+    p.proxy = Some(start_proxy(&p.lab, &[], "2"));
+    let clean = p.exchange(500, 500.0, 300, 1500);
+    assert_eq!(u(&clean.send["echoed"]), 500, "{}", clean.send);
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        1,
+        "one session throughout"
+    );
+    assert_eq!(
+        p.b.event_times("HandshakeCompleted").len(),
+        1,
+        "no duplicate session at B"
+    );
+    report::write(
+        "fault_f02_burst_loss",
+        &json!({"round_trips_delivered": u(&x.send["echoed"]) as f64 / n as f64,
+                "lost_in_burst": burst_lost, "proxy": stats}),
+    );
+}
+
+#[test]
+fn fault_f03_reorder() {
+    // 10 ms delay, a quarter of the datagrams held back 10 ms more, both ways.
+    let mut p = pair(Options {
+        proxy: Some(&[
+            "--delay-ms",
+            "10",
+            "--reorder",
+            "0.25",
+            "--reorder-delay-ms",
+            "10",
+        ]),
+        ..Options::default()
+    });
+    let n = 2000u64;
+    let x = p.exchange(n, 1000.0, 300, 2000);
+    let stats = p.stop_proxy();
+    assert!(u(&stats["a_to_b"]["reordered"]) > 0, "{stats}");
+    assert!(
+        u(&x.sink["out_of_order"]) > 0,
+        "the sink saw reordering: {}",
+        x.sink
+    );
+    // Reordering far shallower than the 8128-counter window: nothing is taken for a replay.
+    assert_eq!(p.b.drops("Replayed"), 0);
+    assert_eq!(p.a.drops("Replayed"), 0);
+    assert_eq!(
+        (u(&x.sink["unique"]), u(&x.sink["duplicates"])),
+        (n, 0),
+        "every datagram once"
+    );
+    assert_eq!(u(&x.send["echoed"]), n);
+    report::write(
+        "fault_f03_reorder",
+        &json!({"sink_out_of_order": x.sink["out_of_order"], "rtt_ms": x.send["rtt_ms"], "proxy": stats}),
+    );
+}
+
+#[test]
+fn fault_f05_corruption() {
+    let mut p = pair(Options {
+        proxy: Some(&["--corrupt", "0.01"]),
+        ..Options::default()
+    });
+    let n = 3000u64;
+    let x = p.exchange(n, 1000.0, 300, 1500);
+    let stats = p.stop_proxy();
+    let (to_b, to_a) = (
+        u(&stats["a_to_b"]["corrupted"]),
+        u(&stats["b_to_a"]["corrupted"]),
+    );
+    assert!(to_b > 0 && to_a > 0, "{stats}");
+    // Every flipped datagram is refused and counted where it arrives, and nothing else is.
+    assert_eq!(Pair::all_drops(&p.b), to_b, "B: {}", drops(&p.b));
+    assert_eq!(Pair::all_drops(&p.a), to_a, "A: {}", drops(&p.a));
+    assert!(p.b.drops("TransportDecryptFailed") > 0);
+    // Only the corrupted ones are missing, none twice, and no endpoint moved.
+    assert_eq!(u(&x.sink["unique"]), n - to_b, "{}", x.sink);
+    assert_eq!(u(&x.sink["duplicates"]), 0);
+    assert_eq!(
+        p.b.event_times("EndpointChanged").len(),
+        1,
+        "B learned A's endpoint once"
+    );
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        1,
+        "the session held"
+    );
+    assert!(
+        p.a.pid().is_some() && p.b.show().is_ok(),
+        "both nodes still run"
+    );
+    report::write(
+        "fault_f05_corruption",
+        &json!({"corrupted_to_b": to_b, "corrupted_to_a": to_a,
+        "drops_b": drops(&p.b), "drops_a": drops(&p.a)}),
+    );
+}
+
+#[test]
+fn fault_f06_latency_and_rate() {
+    // 300 ms ± 50 ms each way, and about 10 Mbit/s of 1400-byte datagrams (900 per second).
+    let mut p = pair(Options {
+        proxy: Some(&[
+            "--delay-ms",
+            "300",
+            "--jitter-ms",
+            "50",
+            "--rate-pps",
+            "900",
+        ]),
+        ..Options::default()
+    });
+    // The handshake first: what A sends meanwhile beyond the per-peer staging bound is dropped.
+    let warm = p.exchange(3, 10.0, 200, 3000);
+    assert_eq!(u(&warm.send["echoed"]), 3, "{}", warm.send);
+    let x = p.exchange(300, 200.0, 1000, 3000);
+    assert_eq!(u(&x.send["echoed"]), 300, "{}", x.send);
+    let init = p.a.event_times("HandshakeInitiated");
+    let done = p.a.event_times("HandshakeCompleted");
+    assert_eq!(
+        (init.len(), done.len()),
+        (1, 1),
+        "a 600 ms round trip is well within REKEY_TIMEOUT"
+    );
+    // Above the rate: the excess is lost, the session is not, and no initiation storm follows.
+    let y = p.exchange(3000, 2000.0, 1000, 2500);
+    let stats = p.stop_proxy();
+    assert!(u(&stats["a_to_b"]["rate_limited"]) > 0, "{stats}");
+    assert!(u(&y.send["echoed"]) > 0);
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        1,
+        "no retransmit storm"
+    );
+    // Jitter reorders within the window: no replay drops.
+    assert_eq!(p.b.drops("Replayed"), 0);
+    report::write(
+        "fault_f06_latency_and_rate",
+        &json!({"handshake_ms": done[0] - init[0], "rtt_ms": x.send["rtt_ms"],
+                "over_rate_delivered": u(&y.send["echoed"]) as f64 / 3000.0, "proxy": stats}),
+    );
+}
+
+/// B's current endpoint for A, from its `show --json`.
+fn b_endpoint_of_a(p: &Pair) -> String {
+    p.b.show().unwrap()["peers"][0]["endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn fault_f09_endpoint_change() {
+    let mut p = pair(Options::default());
+    assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
+    assert_eq!(b_endpoint_of_a(&p), format!("{A_ADDR}:{PORT}"));
+    // A's address changes under it (the new one first, then the old one goes).
+    let a = p.lab.ns(Side::A);
+    let lab_run = pnet_mesh_e2e::faults::lab::run;
+    lab_run(&[
+        "ip",
+        "netns",
+        "exec",
+        &a,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.a0.promote_secondaries=1",
+    ])
+    .unwrap();
+    lab_run(&[
+        "ip",
+        "-n",
+        &a,
+        "addr",
+        "add",
+        &format!("{A_ADDR_2}/24"),
+        "dev",
+        "a0",
+    ])
+    .unwrap();
+    lab_run(&[
+        "ip",
+        "-n",
+        &a,
+        "addr",
+        "del",
+        &format!("{A_ADDR}/24"),
+        "dev",
+        "a0",
+    ])
+    .unwrap();
+    lab_run(&[
+        "ip",
+        "-n",
+        &a,
+        "route",
+        "replace",
+        "default",
+        "via",
+        "10.31.1.1",
+    ])
+    .unwrap();
+    let moved = p.exchange(200, 200.0, 200, 1500);
+    assert_eq!(u(&moved.send["echoed"]), 200, "{}", moved.send);
+    // B followed on the first authenticated packet from the new address, with no new handshake.
+    assert_eq!(b_endpoint_of_a(&p), format!("{A_ADDR_2}:{PORT}"));
+    let changes: Vec<String> =
+        p.b.events()
+            .iter()
+            .filter(|e| e["kind"] == "EndpointChanged")
+            .filter_map(|e| e["endpoint"].as_str().map(str::to_owned))
+            .collect();
+    assert_eq!(
+        changes,
+        [format!("{A_ADDR}:{PORT}"), format!("{A_ADDR_2}:{PORT}")]
+    );
+    assert_eq!(p.a.event_times("HandshakeInitiated").len(), 1);
+    // NAT rebinding: the router now masquerades A behind its own address and a port range, and
+    // forgets its flows; B follows again.
+    p.lab
+        .router_iptables(&[
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            TOWARDS_B,
+            "-p",
+            "udp",
+            "-j",
+            "SNAT",
+            "--to-source",
+            "10.31.2.1:40000-40100",
+        ])
+        .unwrap();
+    p.lab.exec(Side::R, &["conntrack", "-F"]).unwrap();
+    let natted = p.exchange(200, 200.0, 200, 1500);
+    assert_eq!(u(&natted.send["echoed"]), 200, "{}", natted.send);
+    let now: std::net::SocketAddr = b_endpoint_of_a(&p).parse().unwrap();
+    assert_eq!(
+        now.ip().to_string(),
+        "10.31.2.1",
+        "B follows A behind the NAT"
+    );
+    assert!((40_000..=40_100).contains(&now.port()), "{now}");
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        1,
+        "still the same session"
+    );
+    report::write(
+        "fault_f09_endpoint_change",
+        &json!({"endpoints_seen_by_b": changes, "behind_nat": now.to_string()}),
+    );
+}
+
+#[test]
+fn fault_f10_restart() {
+    let mut p = pair(Options {
+        b_knows_a: true,
+        ..Options::default()
+    });
+    assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
+    // A crashes and comes back a second later with the same key; it sends first.
+    p.a.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    p.a.restart(&p.lab).unwrap();
+    let back = p.exchange(100, 100.0, 200, 2000);
+    assert_eq!(u(&back.send["echoed"]), 100, "{}", back.send);
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        1,
+        "one handshake after the restart"
+    );
+    assert_eq!(p.b.event_times("HandshakeCompleted").len(), 2);
+    assert_eq!(p.b.drops("StaleTimestamp"), 0);
+    // With its clock an hour behind, A's initiations carry older timestamps than B has accepted:
+    // B refuses them (counted) and no session forms; documented in FAULT_PLAN.md's F10 row.
+    let faketime = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect(
+            "the fault suite needs libfaketime (package faketime; scripts/test.sh installs it)",
+        );
+    p.a.kill();
+    p.a.spec.prefix = vec![
+        "env".into(),
+        format!("LD_PRELOAD={faketime}"),
+        "FAKETIME=-3600".into(),
+        "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+    ];
+    p.a.restart(&p.lab).unwrap();
+    let stale = p.exchange(5, 10.0, 200, 1500);
+    assert_eq!(u(&stale.send["echoed"]), 0);
+    assert!(p.b.drops("StaleTimestamp") >= 1, "{}", drops(&p.b));
+    assert_eq!(
+        p.b.event_times("HandshakeCompleted").len(),
+        2,
+        "no session from the past"
+    );
+    report::write(
+        "fault_f10_restart",
+        &json!({"rtt_after_restart_ms": back.send["rtt_ms"], "stale_timestamps_refused": p.b.drops("StaleTimestamp")}),
     );
 }

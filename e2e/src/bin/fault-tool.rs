@@ -4,7 +4,13 @@
 //! ```text
 //! fault-tool sink --listen 127.0.0.1:7200 --seconds 10 --report sink.json      # echo and count
 //! fault-tool send --to 127.0.0.1:7100 --count 2000 --rate 2000 --size 1000 --wait-ms 2000 --report send.json
+//! fault-tool proxy --listen 10.31.1.1:51900 --upstream 10.31.2.2:51820 --seconds 30 --seed 7 \
+//!     --corrupt 0.01 [--loss P] [--reorder P --reorder-delay-ms D] [--delay-ms D --jitter-ms J] \
+//!     [--gilbert G2B,B2G,LOSS_BAD,LOSS_GOOD] [--rate-pps N] --report proxy.json
 //! ```
+//!
+//! The proxy is the engine's seeded impairment proxy, the same impairments both ways; it runs for
+//! `--seconds`, or until a file named like its report with `.stop` appended appears.
 //!
 //! A datagram of `send` carries its sequence number and send time (16 bytes) and padding; the sink
 //! echoes it and counts sequence numbers: received, unique, duplicates, out of order.
@@ -152,12 +158,81 @@ fn send(args: &[String]) -> Result<(), String> {
     )
 }
 
+/// The impairment proxy between A and B for `--seconds`.
+fn proxy(args: &[String]) -> Result<(), String> {
+    use pnet_mesh::testing::impair::{Gilbert, Impairment, ImpairmentProxy, ProxyConfig};
+    let listen: SocketAddr = need(args, "--listen")?;
+    let upstream: SocketAddr = need(args, "--upstream")?;
+    let seconds: f64 = need(args, "--seconds")?;
+    let opt = |name: &str| -> Result<Option<f64>, String> {
+        arg(args, name)
+            .map(|v| v.parse().map_err(|_| format!("{name} {v}: not a number")))
+            .transpose()
+    };
+    let ms = |v: Option<f64>| Duration::from_secs_f64(v.unwrap_or(0.0) / 1000.0);
+    let burst = match arg(args, "--gilbert") {
+        None => None,
+        Some(v) => {
+            let p: Vec<f64> = v
+                .split(',')
+                .map(|x| {
+                    x.parse()
+                        .map_err(|_| format!("--gilbert {v}: four numbers"))
+                })
+                .collect::<Result<_, _>>()?;
+            let [good_to_bad, bad_to_good, loss_in_bad, loss_in_good] = p[..] else {
+                return Err(format!("--gilbert {v}: four numbers"));
+            };
+            Some(Gilbert {
+                good_to_bad,
+                bad_to_good,
+                loss_in_bad,
+                loss_in_good,
+            })
+        }
+    };
+    let impairment = Impairment {
+        loss: opt("--loss")?.unwrap_or(0.0),
+        burst,
+        reorder: opt("--reorder")?.unwrap_or(0.0),
+        reorder_delay: ms(opt("--reorder-delay-ms")?.or(Some(5.0))),
+        duplicate: opt("--duplicate")?.unwrap_or(0.0),
+        corrupt: opt("--corrupt")?.unwrap_or(0.0),
+        delay: ms(opt("--delay-ms")?),
+        jitter: ms(opt("--jitter-ms")?),
+        rate_pps: opt("--rate-pps")?.map(|r| r as u32),
+    };
+    let seed: u64 = need(args, "--seed")?;
+    let mut config = ProxyConfig::symmetric(seed, impairment);
+    config.lifetime = Duration::from_secs_f64(seconds + 5.0);
+    let proxy =
+        ImpairmentProxy::start(listen, upstream, config).map_err(|e| format!("proxy: {e}"))?;
+    let stop_file = format!("{}.stop", arg(args, "--report").unwrap_or("proxy"));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < deadline && !std::path::Path::new(&stop_file).exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = proxy.stop();
+    let direction = |d: &pnet_mesh::testing::impair::DirectionStats| {
+        json!({
+            "received": d.received, "forwarded": d.forwarded, "lost": d.lost,
+            "lost_in_burst": d.lost_in_burst, "duplicated": d.duplicated, "reordered": d.reordered,
+            "corrupted": d.corrupted, "queue_full": d.queue_full, "rate_limited": d.rate_limited,
+        })
+    };
+    write_report(
+        args,
+        &json!({"a_to_b": direction(&stats.a_to_b), "b_to_a": direction(&stats.b_to_a)}),
+    )
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("sink") => sink(&args),
         Some("send") => send(&args),
-        _ => Err("usage: fault-tool sink|send … (see the source's header)".into()),
+        Some("proxy") => proxy(&args),
+        _ => Err("usage: fault-tool sink|send|proxy … (see the source's header)".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,6 +47,8 @@ pub struct NodeSpec {
     pub exposes: Vec<String>,
     /// `--timer-scale`, if any.
     pub timer_scale: Option<f64>,
+    /// A command the node runs under (`env FAKETIME=… LD_PRELOAD=…`), if any.
+    pub prefix: Vec<String>,
 }
 
 impl NodeSpec {
@@ -134,7 +136,8 @@ impl NodeProcess {
         let config = self.config.display().to_string();
         let control = self.control.display().to_string();
         let events = self.events.display().to_string();
-        let mut argv: Vec<String> = vec![
+        let mut argv: Vec<String> = self.spec.prefix.clone();
+        argv.extend([
             bin,
             "up".into(),
             config,
@@ -144,7 +147,7 @@ impl NodeProcess {
             control,
             "--events".into(),
             events,
-        ];
+        ]);
         for f in &self.spec.forwards {
             argv.extend(["--forward".into(), f.clone()]);
         }
@@ -159,7 +162,7 @@ impl NodeProcess {
         let started = Instant::now();
         loop {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains("ready") {
+            if log.contains(" ready interface=") {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -193,7 +196,17 @@ impl NodeProcess {
     pub fn restart(&mut self, lab: &FaultLab) -> Result<(), String> {
         self.kill();
         let _ = std::fs::remove_file(&self.control);
-        self.launch(lab)
+        // A killed process's io_uring lets go of its sockets a moment after it is gone.
+        let mut tries = 0;
+        loop {
+            match self.launch(lab) {
+                Err(e) if e.contains("already in use") && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `pnet-mesh show --json` of the node.
