@@ -53,6 +53,7 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing: ${need[*]}"
@@ -63,7 +64,7 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "missing ${need[*]} and not root (or no apt-get): the interop tests will fail naming them"
     fi
 else
-    echo "wireguard-go, wg, ip, python3, dockerd, ping, iperf3, nc, iptables, nft, conntrack and faketime present"
+    echo "wireguard-go, wg, ip, python3, dockerd, ping, iperf3, nc, iptables, nft, conntrack, faketime and tcpdump present"
 fi
 # The container tests need a Docker daemon: start one when none answers (never a second one).
 if command -v dockerd >/dev/null 2>&1 && ! docker_up; then

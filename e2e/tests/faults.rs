@@ -943,3 +943,249 @@ fn fault_f10_restart() {
         &json!({"rtt_after_restart_ms": back.send["rtt_ms"], "stale_timestamps_refused": p.b.drops("StaleTimestamp")}),
     );
 }
+
+#[test]
+fn fault_f12_replay() {
+    let mut p = pair(Options::default());
+    assert_eq!(u(&p.exchange(10, 50.0, 200, 1000).send["echoed"]), 10);
+    // Everything towards B's port is captured on the router while a real exchange runs, the
+    // handshake included.
+    let capture = p.lab.dir().join("capture.pcap");
+    let cap_log = p.lab.dir().join("tcpdump.log");
+    let filter = format!("udp and dst host {B_ADDR} and dst port {PORT}");
+    let mut tcpdump = p
+        .lab
+        .spawn_child(
+            Side::R,
+            &[
+                "tcpdump",
+                "-i",
+                TOWARDS_B,
+                "-U",
+                "-n",
+                "-w",
+                &capture.display().to_string(),
+                &filter,
+            ],
+            &cap_log,
+        )
+        .unwrap_or_else(|e| panic!("the fault suite needs tcpdump: {e}"));
+    wait_until("tcpdump listens", Duration::from_secs(10), || {
+        std::fs::read_to_string(&cap_log)
+            .unwrap_or_default()
+            .contains("listening on")
+    });
+    // A restarts, so the capture holds a fresh handshake; then slowly, so every datagram is its own
+    // packet on the wire (no GSO batch to take apart, one staged datagram at most).
+    p.a.restart(&p.lab).unwrap();
+    let x = p.exchange(60, 20.0, 200, 1500);
+    assert_eq!(u(&x.send["echoed"]), 60);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = tcpdump.kill();
+    let _ = tcpdump.wait();
+    let status = |p: &Pair| p.b.show().unwrap();
+    let before = status(&p);
+    let endpoint = b_endpoint_of_a(&p);
+    let counter = |s: &Value, reason: &str| s["drops"][reason].as_u64().unwrap_or(0);
+    let tool = tool().display().to_string();
+    let cap = capture.display().to_string();
+    let to = format!("{B_ADDR}:{PORT}");
+    let from = format!("{A_ADDR}:{PORT}");
+    let mut replays = Vec::new();
+    // Under A's own address (from the router, IP_TRANSPARENT), then re-sourced from the attacker.
+    for (side, extra) in [(Side::R, vec!["--from", from.as_str()]), (Side::X, vec![])] {
+        let report = p.lab.dir().join(format!("replay-{side:?}.json"));
+        let report_s = report.display().to_string();
+        let mut argv = vec![
+            tool.as_str(),
+            "replay",
+            "--pcap",
+            cap.as_str(),
+            "--to",
+            to.as_str(),
+            "--gap-ms",
+            "1",
+            "--report",
+            report_s.as_str(),
+        ];
+        argv.extend(extra);
+        p.lab.exec(side, &argv).unwrap_or_else(|e| panic!("{e}"));
+        replays.push(
+            serde_json::from_str::<Value>(&std::fs::read_to_string(&report).unwrap()).unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = status(&p);
+    let transports = u(&replays[0]["transport"]);
+    let initiations = u(&replays[0]["initiations"]);
+    assert!(
+        transports >= 60 && initiations >= 1,
+        "the capture holds the exchange: {}",
+        replays[0]
+    );
+    // Nothing accepted: no packet counted in, nothing handed to the exposed service.
+    assert_eq!(
+        after["peers"][0]["rx_packets"], before["peers"][0]["rx_packets"],
+        "0 accepted"
+    );
+    assert_eq!(
+        after["exposes"][0]["from_mesh"],
+        before["exposes"][0]["from_mesh"]
+    );
+    // Each replayed transport datagram refused as a replay, each initiation by its timestamp (or
+    // by the 20 ms flood rule when two copies follow each other closely).
+    assert_eq!(
+        counter(&after, "Replayed") - counter(&before, "Replayed"),
+        2 * transports
+    );
+    let stale = counter(&after, "StaleTimestamp") - counter(&before, "StaleTimestamp");
+    let flood = counter(&after, "InitiationFlood") - counter(&before, "InitiationFlood");
+    assert!(
+        stale >= 1,
+        "initiations refused by timestamp: {}",
+        after["drops"]
+    );
+    assert_eq!(stale + flood, 2 * initiations);
+    assert_eq!(b_endpoint_of_a(&p), endpoint, "no endpoint moved");
+    // The real session is untouched.
+    assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
+    report::write(
+        "fault_f12_replay",
+        &json!({"captured": replays[0], "replay_drops": 2 * transports, "stale_timestamps": stale,
+                "initiation_flood": flood}),
+    );
+}
+
+#[test]
+fn fault_f11_handshake_flood() {
+    // A's REKEY_TIMEOUT 5 s -> 1 s, so its cookie-guarded retry comes a second after the cookie.
+    let scale = 0.2;
+    let mut p = pair(Options {
+        timer_scale: Some(scale),
+        ..Options::default()
+    });
+    assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
+    let calm = p.exchange(1000, 500.0, 300, 1500);
+    let rss_before = p.b.rss_kb().unwrap();
+    // From the attacker, bounded: random 148-byte datagrams at 20,000/s and initiations with a
+    // valid mac1 from 256 sources at 5,000/s, for 8 seconds.
+    let tool = tool().display().to_string();
+    let to = format!("{B_ADDR}:{PORT}");
+    let b_key = p.b.spec.key.public_key().to_string();
+    let dir = p.lab.dir().to_path_buf();
+    let (random_report, init_report) = (dir.join("flood-random.json"), dir.join("flood-init.json"));
+    let mut floods = Vec::new();
+    for argv in [
+        vec![
+            tool.as_str(),
+            "flood-random",
+            "--to",
+            to.as_str(),
+            "--rate",
+            "20000",
+            "--seconds",
+            "8",
+            "--seed",
+            "3",
+        ],
+        vec![
+            tool.as_str(),
+            "flood-initiations",
+            "--to",
+            to.as_str(),
+            "--responder",
+            b_key.as_str(),
+            "--sources",
+            "10.31.10",
+            "--rate",
+            "5000",
+            "--seconds",
+            "8",
+        ],
+    ] {
+        let report = if argv[1] == "flood-random" {
+            &random_report
+        } else {
+            &init_report
+        };
+        let mut argv = argv.clone();
+        let report_s = report.display().to_string();
+        argv.extend(["--report", report_s.as_str()]);
+        let log = dir.join(format!("{}.log", argv[1]));
+        floods.push(
+            p.lab
+                .spawn_child(Side::X, &argv, &log)
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    let b = &p.b;
+    wait_until("B goes under load", Duration::from_secs(5), || {
+        b.show()
+            .is_ok_and(|s| s["handshakes"]["under_load"] == true)
+    });
+    // The established session keeps delivering meanwhile.
+    let during = p.exchange(1000, 500.0, 300, 1500);
+    assert!(u(&during.send["echoed"]) > 0, "{}", during.send);
+    // A legitimate peer that must handshake again (A restarts) gets through with the cookie.
+    p.a.restart(&p.lab).unwrap();
+    let back = p.exchange(30, 30.0, 200, 3000);
+    assert!(
+        u(&back.send["echoed"]) > 0,
+        "A came back during the flood: {}",
+        back.send
+    );
+    let init = p.a.event_times("HandshakeInitiated");
+    let done = p.a.event_times("HandshakeCompleted");
+    assert!(
+        init.len() >= 2 && !done.is_empty(),
+        "refused once, then in with mac2: {init:?} {done:?}"
+    );
+    let took = done[0] - init[0];
+    let rekey_timeout = 5_000.0 * scale;
+    assert!(
+        (took as f64) <= 2.0 * (rekey_timeout + 333.0 * scale) * 1.2,
+        "re-handshake took {took} ms, at most 2 x REKEY_TIMEOUT"
+    );
+    let under_load_during = p.b.show().unwrap()["handshakes"].clone();
+    for mut f in floods {
+        assert!(f.wait().unwrap().success(), "a flood tool failed");
+    }
+    let read = |path: &PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (random, inits) = (read(&random_report), read(&init_report));
+    let handshakes = p.b.show().unwrap()["handshakes"].clone();
+    let cookies = u(&handshakes["cookie_replies_sent"]);
+    // At most one cookie reply per offending initiation, and never larger than the request.
+    assert!(cookies > 0, "{handshakes}");
+    assert!(
+        cookies <= u(&inits["sent"]) + init.len() as u64,
+        "{cookies} cookie replies"
+    );
+    assert!(u(&inits["cookie_replies"]) <= u(&inits["sent"]));
+    assert!(
+        u(&inits["largest_reply"]) <= 64 && u(&inits["initiation_len"]) == 148,
+        "{inits}"
+    );
+    // The limiter's memory is bounded by the sources it saw, its RSS growth small.
+    assert!(
+        u(&handshakes["rate_limiter_entries"]) <= 256 + 4,
+        "{handshakes}"
+    );
+    let growth = p.b.rss_kb().unwrap().saturating_sub(rss_before);
+    assert!(growth < 16 * 1024, "RSS grew {growth} KiB under the flood");
+    assert!(
+        drops(&p.b)["Mac1Invalid"].as_u64().unwrap_or(0)
+            + drops(&p.b)["UnknownType"].as_u64().unwrap_or(0)
+            > 0
+    );
+    let delivered = |x: &Exchange| u(&x.send["echoed"]) as f64 / 1000.0;
+    report::write(
+        "fault_f11_handshake_flood",
+        &json!({"random_sent": random["sent"], "initiations_sent": inits["sent"],
+                "cookie_replies_sent": cookies, "cookie_replies_received": inits["cookie_replies"],
+                "delivered_calm": delivered(&calm), "delivered_under_flood": delivered(&during),
+                "goodput_ratio": delivered(&during) / delivered(&calm).max(1e-9),
+                "rehandshake_ms": took, "rss_growth_kib": growth, "b": under_load_during}),
+    );
+}

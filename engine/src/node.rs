@@ -173,6 +173,10 @@ pub struct NodeStats {
     pub control_backlog_dropped: u64,
     /// Whether the control shard considers itself under load (cookies required).
     pub under_load: bool,
+    /// Cookie replies sent: one per initiation answered under load, never more.
+    pub cookie_replies_sent: u64,
+    /// Sources the handshake rate limiter tracks (bounded by its capacity).
+    pub rate_limiter_entries: u64,
 }
 
 impl Node {
@@ -546,6 +550,8 @@ impl Node {
             events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
             control_backlog_dropped: self.shared.control_backlog_dropped.load(Ordering::Relaxed),
             under_load: self.shared.under_load.load(Ordering::Relaxed),
+            cookie_replies_sent: self.shared.cookie_replies_sent.load(Ordering::Relaxed),
+            rate_limiter_entries: self.shared.rate_limiter_entries.load(Ordering::Relaxed),
         }
     }
 

@@ -7,13 +7,23 @@
 //! fault-tool proxy --listen 10.31.1.1:51900 --upstream 10.31.2.2:51820 --seconds 30 --seed 7 \
 //!     --corrupt 0.01 [--loss P] [--reorder P --reorder-delay-ms D] [--delay-ms D --jitter-ms J] \
 //!     [--gilbert G2B,B2G,LOSS_BAD,LOSS_GOOD] [--rate-pps N] --report proxy.json
+//! fault-tool replay --pcap cap.pcap --to 10.31.2.2:51820 [--from 10.31.1.2:51820] --gap-ms 2 --report r.json
+//! fault-tool flood-random --to 10.31.2.2:51820 --rate 20000 --seconds 4 --seed 3 --report f.json
+//! fault-tool flood-initiations --to 10.31.2.2:51820 --responder KEY --sources 10.31.10 \
+//!     --rate 5000 --seconds 4 --report f.json
 //! ```
 //!
-//! The proxy is the engine's seeded impairment proxy, the same impairments both ways; it runs for
-//! `--seconds`, or until a file named like its report with `.stop` appended appears.
-//!
-//! A datagram of `send` carries its sequence number and send time (16 bytes) and padding; the sink
-//! echoes it and counts sequence numbers: received, unique, duplicates, out of order.
+//! - `send` datagrams carry their sequence number and send time (16 bytes) and padding; `sink`
+//!   echoes them and counts sequence numbers: received, unique, duplicates, out of order.
+//! - `proxy` is the engine's seeded impairment proxy, the same impairments both ways; it runs for
+//!   `--seconds`, or until a file named like its report with `.stop` appended appears.
+//! - `replay` sends again every UDP payload of a capture (`tcpdump -w`, Ethernet) addressed to
+//!   `--to`, from `--from` (bound with IP_TRANSPARENT, so the copies carry the original source; run
+//!   it on the router) or from an ordinary socket of its namespace (re-sourced).
+//! - `flood-random` sends seeded random 148-byte datagrams. `flood-initiations` sends initiations
+//!   with a valid mac1 for the responder's key from 256 sources (`SOURCES.0` to `SOURCES.255`), each
+//!   from an initiator key the responder does not know, and counts the cookie replies that come
+//!   back (and the largest).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -226,13 +236,220 @@ fn proxy(args: &[String]) -> Result<(), String> {
     )
 }
 
+/// The UDP payloads to `to` in a pcap file of Ethernet frames (IPv4 only).
+fn pcap_payloads(bytes: &[u8], to: SocketAddr) -> Result<Vec<Vec<u8>>, String> {
+    let header = bytes.get(..24).ok_or("pcap: no global header")?;
+    let magic = u32::from_le_bytes(header[..4].try_into().unwrap_or_default());
+    let le = match magic {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
+        _ => return Err(format!("pcap: magic {magic:#x}")),
+    };
+    let word = |b: &[u8]| {
+        let a: [u8; 4] = b.try_into().unwrap_or_default();
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let linktype = word(&header[20..24]);
+    if linktype != 1 {
+        return Err(format!("pcap: link type {linktype}, Ethernet (1) expected"));
+    }
+    let std::net::IpAddr::V4(dst_ip) = to.ip() else {
+        return Err("replay: IPv4 only".into());
+    };
+    let mut out = Vec::new();
+    let mut at = 24;
+    while let Some(record) = bytes.get(at..at + 16) {
+        let incl = word(&record[8..12]) as usize;
+        let Some(frame) = bytes.get(at + 16..at + 16 + incl) else {
+            break;
+        };
+        at += 16 + incl;
+        // Ethernet, IPv4, UDP.
+        let Some(ip) = frame
+            .get(14..)
+            .filter(|_| frame.get(12..14) == Some(&[0x08, 0x00]))
+        else {
+            continue;
+        };
+        let ihl = usize::from(ip.first().copied().unwrap_or(0) & 0x0f) * 4;
+        if ip.get(9) != Some(&17) || ip.get(16..20) != Some(&dst_ip.octets()[..]) {
+            continue;
+        }
+        let Some(udp) = ip.get(ihl..) else { continue };
+        let port = u16::from_be_bytes([
+            udp.first().copied().unwrap_or(0),
+            udp.get(1).copied().unwrap_or(0),
+        ]);
+        let dport = u16::from_be_bytes([
+            udp.get(2).copied().unwrap_or(0),
+            udp.get(3).copied().unwrap_or(0),
+        ]);
+        let _ = port;
+        if dport != to.port() {
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([
+            udp.get(4).copied().unwrap_or(0),
+            udp.get(5).copied().unwrap_or(0),
+        ]));
+        if let Some(payload) = udp.get(8..len.max(8)) {
+            out.push(payload.to_vec());
+        }
+    }
+    Ok(out)
+}
+
+/// Sends every captured payload to `--to` again.
+fn replay(args: &[String]) -> Result<(), String> {
+    let pcap = arg(args, "--pcap").ok_or("--pcap is required")?;
+    let to: SocketAddr = need(args, "--to")?;
+    let gap = Duration::from_millis(need(args, "--gap-ms")?);
+    let bytes = std::fs::read(pcap).map_err(|e| format!("read {pcap}: {e}"))?;
+    let payloads = pcap_payloads(&bytes, to)?;
+    let socket = match arg(args, "--from") {
+        Some(from) => {
+            let from: SocketAddr = from
+                .parse()
+                .map_err(|_| format!("--from {from}: not an address"))?;
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+                .map_err(|e| e.to_string())?;
+            s.set_ip_transparent_v4(true)
+                .map_err(|e| format!("IP_TRANSPARENT (needs CAP_NET_ADMIN): {e}"))?;
+            s.set_reuse_address(true).map_err(|e| e.to_string())?;
+            s.bind(&from.into())
+                .map_err(|e| format!("bind {from}: {e}"))?;
+            UdpSocket::from(s)
+        }
+        None => UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?,
+    };
+    let kind = |p: &Vec<u8>| p.first().copied().unwrap_or(0);
+    for p in &payloads {
+        socket
+            .send_to(p, to)
+            .map_err(|e| format!("send to {to}: {e}"))?;
+        std::thread::sleep(gap);
+    }
+    write_report(
+        args,
+        &json!({
+            "datagrams": payloads.len(),
+            "initiations": payloads.iter().filter(|p| kind(p) == 1).count(),
+            "responses": payloads.iter().filter(|p| kind(p) == 2).count(),
+            "transport": payloads.iter().filter(|p| kind(p) == 4).count(),
+        }),
+    )
+}
+
+/// Sends `per_tick` datagrams from `next` every millisecond for `--seconds`, at about `--rate`.
+fn paced(args: &[String], mut next: impl FnMut(u64) -> bool) -> Result<(u64, f64), String> {
+    let rate: f64 = need(args, "--rate")?;
+    let seconds: f64 = need(args, "--seconds")?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        while sent < due {
+            if next(sent) {
+                sent += 1;
+            } else {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    Ok((sent, started.elapsed().as_secs_f64()))
+}
+
+/// Seeded random datagrams.
+fn flood_random(args: &[String]) -> Result<(), String> {
+    use pnet_mesh::crypto::rng::{Rng as _, SeededRng};
+    let to: SocketAddr = need(args, "--to")?;
+    let size: usize =
+        arg(args, "--size").map_or(Ok(148), |v| v.parse().map_err(|_| "--size".to_owned()))?;
+    let mut rng = SeededRng::new(need(args, "--seed")?);
+    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; size];
+    let (sent, secs) = paced(args, |_| {
+        rng.fill_bytes(&mut buf);
+        socket.send_to(&buf, to).is_ok()
+    })?;
+    write_report(args, &json!({"sent": sent, "seconds": secs, "size": size}))
+}
+
+/// Initiations with a valid mac1 from 256 sources, from keys the responder does not know.
+fn flood_initiations(args: &[String]) -> Result<(), String> {
+    use pnet_mesh::crypto::rng::OsRng;
+    use pnet_mesh::crypto::{PrivateKey, PublicKey};
+    use pnet_mesh::{Endpoint, EndpointConfig, PeerConfig, PeerId};
+    let to: SocketAddr = need(args, "--to")?;
+    let responder =
+        PublicKey::from_base64(arg(args, "--responder").ok_or("--responder is required")?)
+            .map_err(|e| format!("--responder: {e}"))?;
+    let prefix = arg(args, "--sources").ok_or("--sources is required")?;
+    let now = Instant::now();
+    let mut sockets = Vec::with_capacity(256);
+    let mut initiations = Vec::with_capacity(256);
+    for i in 0..256u32 {
+        let from: SocketAddr = format!("{prefix}.{i}:0").parse().map_err(|_| {
+            format!("--sources {prefix}: not the first three bytes of an IPv4 address")
+        })?;
+        let socket = UdpSocket::bind(from).map_err(|e| format!("bind {from}: {e}"))?;
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+        sockets.push(socket);
+        let config = EndpointConfig::builder(PrivateKey::generate(&mut OsRng))
+            .peer(PeerConfig::new(responder).endpoint(to))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut ep = Endpoint::new(std::sync::Arc::new(config), Box::new(OsRng), now);
+        ep.connect(now, PeerId(0)).map_err(|e| format!("{e:?}"))?;
+        let mut out = vec![0u8; 2048];
+        let t = ep.poll_transmit(now, &mut out).ok_or("no initiation")?;
+        out.truncate(t.len);
+        initiations.push(out);
+    }
+    let (mut replies, mut largest) = (0u64, 0usize);
+    let mut buf = [0u8; 2048];
+    let (sent, secs) = paced(args, |k| {
+        let i = (k % 256) as usize;
+        let ok = sockets[i].send_to(&initiations[i], to).is_ok();
+        if k % 64 == 0 {
+            for s in &sockets {
+                while let Ok(n) = s.recv(&mut buf) {
+                    replies += 1;
+                    largest = largest.max(n);
+                }
+            }
+        }
+        ok
+    })?;
+    std::thread::sleep(Duration::from_millis(200));
+    for s in &sockets {
+        while let Ok(n) = s.recv(&mut buf) {
+            replies += 1;
+            largest = largest.max(n);
+        }
+    }
+    write_report(
+        args,
+        &json!({"sent": sent, "seconds": secs, "initiation_len": initiations[0].len(),
+                "cookie_replies": replies, "largest_reply": largest}),
+    )
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("sink") => sink(&args),
         Some("send") => send(&args),
         Some("proxy") => proxy(&args),
-        _ => Err("usage: fault-tool sink|send|proxy … (see the source's header)".into()),
+        Some("replay") => replay(&args),
+        Some("flood-random") => flood_random(&args),
+        Some("flood-initiations") => flood_initiations(&args),
+        _ => Err("usage: fault-tool sink|send|proxy|replay|flood-random|flood-initiations … (see the source's header)".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

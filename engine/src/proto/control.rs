@@ -192,6 +192,11 @@ impl ControlPlane {
         self.under_load
     }
 
+    /// Sources the per-source handshake limiter tracks now (bounded by its capacity).
+    pub fn rate_limiter_entries(&self) -> usize {
+        self.limiter.len()
+    }
+
     /// The data shard that owns `peer`'s sessions: every receiver index of the peer maps to it (see
     /// [`shard_of_index`](crate::proto::shard_of_index)). Peers are spread round-robin by id.
     pub fn peer_shard(&self, peer: PeerId) -> u8 {

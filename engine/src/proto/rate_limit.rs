@@ -38,6 +38,11 @@ impl RateLimiter {
         }
     }
 
+    /// Sources tracked now (at most the capacity).
+    pub(crate) fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
     /// Takes one token for `ip`; `false` means drop.
     pub(crate) fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
         let key = match ip {
@@ -85,11 +90,6 @@ impl RateLimiter {
         self.last_gc = Some(now);
         self.buckets
             .retain(|_, b| now.saturating_duration_since(b.last) < IDLE);
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.buckets.len()
     }
 }
 

@@ -70,6 +70,12 @@ impl ControlShard {
                     self.control.handle_handshake(now, meta.from, segment)
                     && let Some(reply) = segment.get(..len)
                 {
+                    // Type 3: a cookie reply (the other replies are handshake responses).
+                    if reply.first() == Some(&3) {
+                        self.shared
+                            .cookie_replies_sent
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(path) = RelayPath::from_addr(&to) {
                         self.relay(ctx, path, reply);
                     } else {
@@ -81,6 +87,10 @@ impl ControlShard {
         self.shared
             .under_load
             .store(self.control.is_under_load(), Ordering::Relaxed);
+        self.shared.rate_limiter_entries.store(
+            self.control.rate_limiter_entries() as u64,
+            Ordering::Relaxed,
+        );
         self.drain(ctx, now, tx);
     }
 

@@ -193,6 +193,10 @@ pub(crate) struct Shared {
     /// Index = data shard.
     pub(crate) data_counters: Vec<DataShardCounters>,
     pub(crate) under_load: std::sync::atomic::AtomicBool,
+    /// Cookie replies the control shard sent (one per initiation it answered under load).
+    pub(crate) cookie_replies_sent: std::sync::atomic::AtomicU64,
+    /// Sources in the control plane's handshake rate limiter, as last published.
+    pub(crate) rate_limiter_entries: std::sync::atomic::AtomicU64,
     pub(crate) pool: std::sync::OnceLock<BufferPool>,
     /// What data shards relay by, replaced whole; `relay_version` tells them to read it again.
     pub(crate) relay: RwLock<Arc<RelayTable>>,
@@ -245,6 +249,8 @@ impl Shared {
                 .map(|_| DataShardCounters::default())
                 .collect(),
             under_load: std::sync::atomic::AtomicBool::new(false),
+            cookie_replies_sent: std::sync::atomic::AtomicU64::new(0),
+            rate_limiter_entries: std::sync::atomic::AtomicU64::new(0),
             pool: std::sync::OnceLock::new(),
             relay: RwLock::new(Arc::new(relay)),
             relay_version: AtomicU64::new(0),

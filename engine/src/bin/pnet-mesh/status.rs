@@ -40,6 +40,9 @@ pub struct Status {
     pub exposes: Vec<RuleStatus>,
     /// Datagrams from the mesh to a port no rule serves.
     pub unrouted: u64,
+    /// Handshake load: under load (cookies required), cookie replies sent, limiter sources.
+    #[serde(default)]
+    pub handshakes: HandshakeLoad,
     /// Packets the node dropped, by reason (only reasons that occurred).
     pub drops: BTreeMap<String, u64>,
     /// Discovery, when `MeshPresharedKey` is set.
@@ -142,6 +145,17 @@ pub struct PeerStatus {
     pub tx_packets: u64,
     /// Handshake initiations sent.
     pub handshakes_initiated: u64,
+}
+
+/// The control plane's defences against handshake floods.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HandshakeLoad {
+    /// Whether the node is under load now (initiations need a valid mac2).
+    pub under_load: bool,
+    /// Cookie replies sent so far.
+    pub cookie_replies_sent: u64,
+    /// Sources the per-source rate limiter tracks now.
+    pub rate_limiter_entries: u64,
 }
 
 /// One forwarding rule's counters.
@@ -252,6 +266,11 @@ impl Source<'_> {
                 .map(|(r, c)| rule(r.to_string(), c))
                 .collect(),
             unrouted: self.counters.unrouted.load(Ordering::Relaxed),
+            handshakes: HandshakeLoad {
+                under_load: stats.under_load,
+                cookie_replies_sent: stats.cookie_replies_sent,
+                rate_limiter_entries: stats.rate_limiter_entries,
+            },
             drops: stats
                 .drops
                 .iter()
@@ -527,6 +546,7 @@ pub mod tests_support {
             }],
             exposes: vec![],
             unrouted: 0,
+            handshakes: HandshakeLoad::default(),
             drops: BTreeMap::new(),
             discovery: None,
             relay: RelayStatus::default(),
