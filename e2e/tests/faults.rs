@@ -174,61 +174,75 @@ impl Pair {
     /// Sends `count` datagrams of `size` bytes at `rate`/s from A's side through A's forward to B's
     /// sink, which echoes them; waits `wait_ms` for the last echoes.
     fn exchange(&mut self, count: u64, rate: f64, size: usize, wait_ms: u64) -> Exchange {
-        self.runs += 1;
-        let dir = self.lab.dir().to_path_buf();
-        let sink_report = dir.join(format!("sink-{}.json", self.runs));
-        let send_report = dir.join(format!("send-{}.json", self.runs));
-        let seconds = count as f64 / rate + wait_ms as f64 / 1000.0 + 1.0;
-        let tool = tool().display().to_string();
-        let mut sink = self
-            .lab
-            .spawn_child(
-                Side::B,
-                &[
-                    &tool,
-                    "sink",
-                    "--listen",
-                    B_SINK,
-                    "--seconds",
-                    &seconds.to_string(),
-                    "--report",
-                    &sink_report.display().to_string(),
-                ],
-                &dir.join(format!("sink-{}.log", self.runs)),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        std::thread::sleep(Duration::from_millis(100));
-        self.lab
-            .exec(
-                Side::A,
-                &[
-                    &tool,
-                    "send",
-                    "--to",
-                    A_FORWARD,
-                    "--count",
-                    &count.to_string(),
-                    "--rate",
-                    &rate.to_string(),
-                    "--size",
-                    &size.to_string(),
-                    "--wait-ms",
-                    &wait_ms.to_string(),
-                    "--report",
-                    &send_report.display().to_string(),
-                ],
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        let status = sink.wait().expect("the sink ends");
-        assert!(status.success(), "sink: {status}");
-        let read = |p: &PathBuf| -> Value {
-            serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_default())
-                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        };
-        Exchange {
-            send: read(&send_report),
-            sink: read(&sink_report),
-        }
+        exchange_via(
+            &self.lab,
+            &mut self.runs,
+            B_SINK,
+            (count, rate, size, wait_ms),
+        )
+    }
+}
+
+/// The exchange of [`Pair::exchange`] with the sink at `sink` in B's namespace.
+fn exchange_via(
+    lab: &FaultLab,
+    runs: &mut usize,
+    sink_addr: &str,
+    (count, rate, size, wait_ms): (u64, f64, usize, u64),
+) -> Exchange {
+    *runs += 1;
+    let run = *runs;
+    let dir = lab.dir().to_path_buf();
+    let sink_report = dir.join(format!("sink-{run}.json"));
+    let send_report = dir.join(format!("send-{run}.json"));
+    let seconds = count as f64 / rate + wait_ms as f64 / 1000.0 + 1.0;
+    let tool = tool().display().to_string();
+    let mut sink = lab
+        .spawn_child(
+            Side::B,
+            &[
+                &tool,
+                "sink",
+                "--listen",
+                sink_addr,
+                "--seconds",
+                &seconds.to_string(),
+                "--report",
+                &sink_report.display().to_string(),
+            ],
+            &dir.join(format!("sink-{run}.log")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(100));
+    lab.exec(
+        Side::A,
+        &[
+            &tool,
+            "send",
+            "--to",
+            A_FORWARD,
+            "--count",
+            &count.to_string(),
+            "--rate",
+            &rate.to_string(),
+            "--size",
+            &size.to_string(),
+            "--wait-ms",
+            &wait_ms.to_string(),
+            "--report",
+            &send_report.display().to_string(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let status = sink.wait().expect("the sink ends");
+    assert!(status.success(), "sink: {status}");
+    let read = |p: &PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    Exchange {
+        send: read(&send_report),
+        sink: read(&sink_report),
     }
 }
 
@@ -316,12 +330,8 @@ fn fault_f00_baseline() {
     );
 }
 
-#[test]
-fn fault_f01_random_loss() {
-    let mut p = pair(Options::default());
-    // The session first, on a clean path.
-    p.exchange(50, 500.0, 200, 1000);
-    let started = Instant::now();
+/// Loss of 1, 5 and 30 % both ways on the router, 3000 datagrams each: inner loss follows outer.
+fn random_loss(lab: &FaultLab, runs: &mut usize, sink: &str) -> Vec<Value> {
     let mut figures = Vec::new();
     for loss in [0.01, 0.05, 0.30] {
         let prob = loss.to_string();
@@ -336,13 +346,11 @@ fn fault_f01_random_loss() {
             "-j",
             "DROP",
         ];
-        p.lab
-            .router_iptables(&[&["-I"][..], &rule[..]].concat())
+        lab.router_iptables(&[&["-I"][..], &rule[..]].concat())
             .unwrap();
         let n = 3000u64;
-        let x = p.exchange(n, 3000.0, 500, 2000);
-        p.lab
-            .router_iptables(&[&["-D"][..], &rule[..]].concat())
+        let x = exchange_via(lab, runs, sink, (n, 3000.0, 500, 2000));
+        lab.router_iptables(&[&["-D"][..], &rule[..]].concat())
             .unwrap();
         // A round trip crosses the router twice: it survives with (1 - p)².
         let expected = (1.0 - loss) * (1.0 - loss);
@@ -361,8 +369,12 @@ fn fault_f01_random_loss() {
         assert_eq!(u(&x.sink["duplicates"]), 0, "loss never duplicates");
         figures.push(json!({"loss": loss, "round_trip_delivered": got, "one_way_delivered": one_way, "rtt_ms": x.send["rtt_ms"]}));
     }
-    // The session holds: at most one initiation per REKEY_TIMEOUT (5 s) per peer over the run.
-    let initiations = p.a.event_times("HandshakeInitiated");
+    figures
+}
+
+/// At most one initiation per REKEY_TIMEOUT (5 s) per peer since `started`.
+fn initiation_rate_holds(a: &NodeProcess, started: Instant) -> usize {
+    let initiations = a.event_times("HandshakeInitiated");
     let allowed = 1 + (started.elapsed().as_secs() / 5) as usize;
     assert!(
         initiations.len() <= allowed,
@@ -374,9 +386,20 @@ fn fault_f01_random_loss() {
         "{:?}",
         gaps(&initiations)
     );
+    initiations.len()
+}
+
+#[test]
+fn fault_f01_random_loss() {
+    let mut p = pair(Options::default());
+    // The session first, on a clean path.
+    p.exchange(50, 500.0, 200, 1000);
+    let started = Instant::now();
+    let figures = random_loss(&p.lab, &mut p.runs, B_SINK);
+    let initiations = initiation_rate_holds(&p.a, started);
     report::write(
         "fault_f01_random_loss",
-        &json!({"runs": figures, "initiations": initiations.len()}),
+        &json!({"runs": figures, "initiations": initiations}),
     );
 }
 
@@ -447,29 +470,16 @@ fn fault_f04_duplication() {
     report::write("fault_f04_duplication", &json!({"runs": figures}));
 }
 
-#[test]
-fn fault_f07_blackhole() {
-    // REKEY_TIMEOUT 5 s -> 0.5 s, REKEY_ATTEMPT_TIME 90 s -> 9 s, jitter 333 ms -> 33 ms.
-    let scale = 0.1;
-    let mut p = pair(Options {
-        timer_scale: Some(scale),
-        ..Options::default()
-    });
-    p.lab
-        .router_iptables(&["-I", "FORWARD", "-j", "DROP"])
-        .unwrap();
-    // One datagram asks for a session that cannot come.
-    let x = p.exchange(1, 100.0, 100, 200);
-    assert_eq!(u(&x.send["echoed"]), 0);
-    let a = &p.a;
+/// A's handshake schedule into a blackhole under the 0.1 timer scale: the first initiation and its
+/// retransmissions until the attempt count passes REKEY_ATTEMPT_TIME / REKEY_TIMEOUT = 18 (19
+/// retries, as wireguard-go and the kernel do: `handshakeAttempts > MaxTimerHandshakes` gives up),
+/// 500 + 0..33 ms apart, then silence. Returns the initiation times and the give-up delay.
+fn blackhole_schedule(a: &NodeProcess) -> (Vec<u64>, u64) {
     wait_until("A gives up", Duration::from_secs(20), || {
         !a.event_times("HandshakeFailed").is_empty()
     });
-    let init = p.a.event_times("HandshakeInitiated");
-    let failed = p.a.event_times("HandshakeFailed")[0];
-    // The first initiation and its retransmissions until the attempt count passes
-    // REKEY_ATTEMPT_TIME / REKEY_TIMEOUT = 18: 19 retries, as wireguard-go and the kernel do
-    // (`handshakeAttempts > MaxTimerHandshakes` gives up), then silence.
+    let init = a.event_times("HandshakeInitiated");
+    let failed = a.event_times("HandshakeFailed")[0];
     assert_eq!(init.len(), 20, "{:?}", gaps(&init));
     let (lo, hi) = ((500.0 * 0.8) as u64, ((500.0 + 33.3) * 1.2) as u64);
     for g in gaps(&init) {
@@ -486,10 +496,28 @@ fn fault_f07_blackhole() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        p.a.event_times("HandshakeInitiated").len(),
+        a.event_times("HandshakeInitiated").len(),
         20,
         "nothing after giving up"
     );
+    (init, give_up)
+}
+
+#[test]
+fn fault_f07_blackhole() {
+    // REKEY_TIMEOUT 5 s -> 0.5 s, REKEY_ATTEMPT_TIME 90 s -> 9 s, jitter 333 ms -> 33 ms.
+    let scale = 0.1;
+    let mut p = pair(Options {
+        timer_scale: Some(scale),
+        ..Options::default()
+    });
+    p.lab
+        .router_iptables(&["-I", "FORWARD", "-j", "DROP"])
+        .unwrap();
+    // One datagram asks for a session that cannot come.
+    let x = p.exchange(1, 100.0, 100, 200);
+    assert_eq!(u(&x.send["echoed"]), 0);
+    let (init, give_up) = blackhole_schedule(&p.a);
     // Restored: the next send brings the session back.
     p.lab
         .router_iptables(&["-D", "FORWARD", "-j", "DROP"])
@@ -789,57 +817,65 @@ fn b_endpoint_of_a(p: &Pair) -> String {
         .to_owned()
 }
 
+/// A's address changes under it: the new one first, then the old one goes.
+fn move_a(lab: &FaultLab) {
+    let a = lab.ns(Side::A);
+    let lab_run = pnet_mesh_e2e::faults::lab::run;
+    let new = format!("{A_ADDR_2}/24");
+    let old = format!("{A_ADDR}/24");
+    for argv in [
+        &[
+            "ip",
+            "netns",
+            "exec",
+            &a,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.a0.promote_secondaries=1",
+        ][..],
+        &["ip", "-n", &a, "addr", "add", &new, "dev", "a0"],
+        &["ip", "-n", &a, "addr", "del", &old, "dev", "a0"],
+        &[
+            "ip",
+            "-n",
+            &a,
+            "route",
+            "replace",
+            "default",
+            "via",
+            "10.31.1.1",
+        ],
+    ] {
+        lab_run(argv).unwrap();
+    }
+}
+
+/// The router masquerades A behind its own address and a port range, and forgets its flows.
+fn nat_a(lab: &FaultLab) {
+    lab.router_iptables(&[
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-o",
+        TOWARDS_B,
+        "-p",
+        "udp",
+        "-j",
+        "SNAT",
+        "--to-source",
+        "10.31.2.1:40000-40100",
+    ])
+    .unwrap();
+    lab.exec(Side::R, &["conntrack", "-F"]).unwrap();
+}
+
 #[test]
 fn fault_f09_endpoint_change() {
     let mut p = pair(Options::default());
     assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
     assert_eq!(b_endpoint_of_a(&p), format!("{A_ADDR}:{PORT}"));
-    // A's address changes under it (the new one first, then the old one goes).
-    let a = p.lab.ns(Side::A);
-    let lab_run = pnet_mesh_e2e::faults::lab::run;
-    lab_run(&[
-        "ip",
-        "netns",
-        "exec",
-        &a,
-        "sysctl",
-        "-qw",
-        "net.ipv4.conf.a0.promote_secondaries=1",
-    ])
-    .unwrap();
-    lab_run(&[
-        "ip",
-        "-n",
-        &a,
-        "addr",
-        "add",
-        &format!("{A_ADDR_2}/24"),
-        "dev",
-        "a0",
-    ])
-    .unwrap();
-    lab_run(&[
-        "ip",
-        "-n",
-        &a,
-        "addr",
-        "del",
-        &format!("{A_ADDR}/24"),
-        "dev",
-        "a0",
-    ])
-    .unwrap();
-    lab_run(&[
-        "ip",
-        "-n",
-        &a,
-        "route",
-        "replace",
-        "default",
-        "via",
-        "10.31.1.1",
-    ])
-    .unwrap();
+    move_a(&p.lab);
     let moved = p.exchange(200, 200.0, 200, 1500);
     assert_eq!(u(&moved.send["echoed"]), 200, "{}", moved.send);
     // B followed on the first authenticated packet from the new address, with no new handshake.
@@ -857,23 +893,7 @@ fn fault_f09_endpoint_change() {
     assert_eq!(p.a.event_times("HandshakeInitiated").len(), 1);
     // NAT rebinding: the router now masquerades A behind its own address and a port range, and
     // forgets its flows; B follows again.
-    p.lab
-        .router_iptables(&[
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-o",
-            TOWARDS_B,
-            "-p",
-            "udp",
-            "-j",
-            "SNAT",
-            "--to-source",
-            "10.31.2.1:40000-40100",
-        ])
-        .unwrap();
-    p.lab.exec(Side::R, &["conntrack", "-F"]).unwrap();
+    nat_a(&p.lab);
     let natted = p.exchange(200, 200.0, 200, 1500);
     assert_eq!(u(&natted.send["echoed"]), 200, "{}", natted.send);
     let now: std::net::SocketAddr = b_endpoint_of_a(&p).parse().unwrap();
@@ -892,6 +912,23 @@ fn fault_f09_endpoint_change() {
         "fault_f09_endpoint_change",
         &json!({"endpoints_seen_by_b": changes, "behind_nat": now.to_string()}),
     );
+}
+
+/// The prefix that runs a node with its wall clock an hour behind (libfaketime; monotonic time is
+/// left alone, so its timers run normally).
+fn an_hour_ago() -> Vec<String> {
+    let faketime = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect(
+            "the fault suite needs libfaketime (package faketime; scripts/test.sh installs it)",
+        );
+    vec![
+        "env".into(),
+        format!("LD_PRELOAD={faketime}"),
+        "FAKETIME=-3600".into(),
+        "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+    ]
 }
 
 #[test]
@@ -916,19 +953,8 @@ fn fault_f10_restart() {
     assert_eq!(p.b.drops("StaleTimestamp"), 0);
     // With its clock an hour behind, A's initiations carry older timestamps than B has accepted:
     // B refuses them (counted) and no session forms; documented in FAULT_PLAN.md's F10 row.
-    let faketime = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect(
-            "the fault suite needs libfaketime (package faketime; scripts/test.sh installs it)",
-        );
     p.a.kill();
-    p.a.spec.prefix = vec![
-        "env".into(),
-        format!("LD_PRELOAD={faketime}"),
-        "FAKETIME=-3600".into(),
-        "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
-    ];
+    p.a.spec.prefix = an_hour_ago();
     p.a.restart(&p.lab).unwrap();
     let stale = p.exchange(5, 10.0, 200, 1500);
     assert_eq!(u(&stale.send["echoed"]), 0);
@@ -1187,5 +1213,172 @@ fn fault_f11_handshake_flood() {
                 "delivered_calm": delivered(&calm), "delivered_under_flood": delivered(&during),
                 "goodput_ratio": delivered(&during) / delivered(&calm).max(1e-9),
                 "rehandshake_ms": took, "rss_growth_kib": growth, "b": under_load_during}),
+    );
+}
+
+// ---- the same faults against a stock wireguard-go as B --------------------------------------------
+
+/// B's service on a wireguard-go B: a socket on its tunnel address.
+const WG_SINK: &str = "10.99.0.2:7000";
+
+struct WgPair {
+    lab: FaultLab,
+    a: NodeProcess,
+    b: pnet_mesh_e2e::faults::WireguardGo,
+    runs: usize,
+}
+
+fn wg_pair(o: Options) -> WgPair {
+    let lab = FaultLab::new().unwrap_or_else(|e| panic!("{e}"));
+    let (ka, kb) = (
+        PrivateKey::generate(&mut OsRng),
+        PrivateKey::generate(&mut OsRng),
+    );
+    let a_endpoint = format!("{A_ADDR}:{PORT}");
+    let b = pnet_mesh_e2e::faults::WireguardGo::start(
+        &lab,
+        &kb,
+        PORT,
+        &format!("{B_MESH}/24"),
+        &ka.public_key(),
+        &format!("{A_MESH}/32"),
+        o.b_knows_a.then_some(a_endpoint.as_str()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = NodeProcess::start(
+        &lab,
+        NodeSpec {
+            name: "a".into(),
+            side: Side::A,
+            key: ka,
+            listen_port: PORT,
+            address: format!("{A_MESH}/24"),
+            mtu: None,
+            peers: vec![PeerSpec {
+                public_key: kb.public_key(),
+                endpoint: Some(format!("{B_ADDR}:{PORT}")),
+                allowed_ips: format!("{B_MESH}/32"),
+                keepalive: None,
+            }],
+            forwards: vec![format!("{A_FORWARD}={WG_SINK}")],
+            exposes: vec![],
+            timer_scale: o.timer_scale,
+            prefix: vec![],
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    WgPair { lab, a, b, runs: 0 }
+}
+
+impl WgPair {
+    fn exchange(&mut self, count: u64, rate: f64, size: usize, wait_ms: u64) -> Exchange {
+        exchange_via(
+            &self.lab,
+            &mut self.runs,
+            WG_SINK,
+            (count, rate, size, wait_ms),
+        )
+    }
+}
+
+#[test]
+fn fault_f01_random_loss_against_wireguard_go() {
+    let mut p = wg_pair(Options::default());
+    assert_eq!(u(&p.exchange(50, 500.0, 200, 1000).send["echoed"]), 50);
+    let started = Instant::now();
+    let figures = random_loss(&p.lab, &mut p.runs, WG_SINK);
+    let initiations = initiation_rate_holds(&p.a, started);
+    report::write(
+        "fault_f01_random_loss_against_wireguard_go",
+        &json!({"runs": figures, "initiations": initiations}),
+    );
+}
+
+#[test]
+fn fault_f07_blackhole_against_wireguard_go() {
+    let mut p = wg_pair(Options {
+        timer_scale: Some(0.1),
+        ..Options::default()
+    });
+    p.lab
+        .router_iptables(&["-I", "FORWARD", "-j", "DROP"])
+        .unwrap();
+    assert_eq!(u(&p.exchange(1, 100.0, 100, 200).send["echoed"]), 0);
+    let (init, give_up) = blackhole_schedule(&p.a);
+    p.lab
+        .router_iptables(&["-D", "FORWARD", "-j", "DROP"])
+        .unwrap();
+    let back = p.exchange(20, 100.0, 100, 1500);
+    assert_eq!(u(&back.send["echoed"]), 20, "{}", back.send);
+    assert!(
+        p.b.latest_handshake() > 0,
+        "wireguard-go completed the handshake"
+    );
+    report::write(
+        "fault_f07_blackhole_against_wireguard_go",
+        &json!({"initiations": init.len(), "give_up_ms": give_up, "rtt_after_restore_ms": back.send["rtt_ms"]}),
+    );
+}
+
+#[test]
+fn fault_f09_endpoint_change_against_wireguard_go() {
+    let mut p = wg_pair(Options::default());
+    assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
+    assert_eq!(p.b.endpoint(), format!("{A_ADDR}:{PORT}"));
+    move_a(&p.lab);
+    assert_eq!(u(&p.exchange(200, 200.0, 200, 1500).send["echoed"]), 200);
+    assert_eq!(
+        p.b.endpoint(),
+        format!("{A_ADDR_2}:{PORT}"),
+        "wireguard-go followed A"
+    );
+    nat_a(&p.lab);
+    assert_eq!(u(&p.exchange(200, 200.0, 200, 1500).send["echoed"]), 200);
+    let now: std::net::SocketAddr = p.b.endpoint().parse().unwrap();
+    assert_eq!(now.ip().to_string(), "10.31.2.1");
+    assert!((40_000..=40_100).contains(&now.port()), "{now}");
+    assert_eq!(
+        p.a.event_times("HandshakeInitiated").len(),
+        1,
+        "one session throughout"
+    );
+    report::write(
+        "fault_f09_endpoint_change_against_wireguard_go",
+        &json!({"behind_nat": now.to_string()}),
+    );
+}
+
+#[test]
+fn fault_f10_restart_against_wireguard_go() {
+    let mut p = wg_pair(Options {
+        b_knows_a: true,
+        ..Options::default()
+    });
+    assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
+    p.a.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    p.a.restart(&p.lab).unwrap();
+    let back = p.exchange(100, 100.0, 200, 2000);
+    assert_eq!(u(&back.send["echoed"]), 100, "{}", back.send);
+    assert_eq!(p.a.event_times("HandshakeInitiated").len(), 1);
+    // An hour behind: wireguard-go refuses the initiations by their timestamp.
+    let accepted = p.b.latest_handshake();
+    p.a.kill();
+    p.a.spec.prefix = an_hour_ago();
+    p.a.restart(&p.lab).unwrap();
+    let stale = p.exchange(5, 10.0, 200, 1500);
+    assert_eq!(u(&stale.send["echoed"]), 0, "no session from the past");
+    assert!(
+        !p.a.event_times("HandshakeInitiated").is_empty(),
+        "A did try"
+    );
+    assert_eq!(
+        p.b.latest_handshake(),
+        accepted,
+        "wireguard-go accepted no new handshake"
+    );
+    report::write(
+        "fault_f10_restart_against_wireguard_go",
+        &json!({"rtt_after_restart_ms": back.send["rtt_ms"]}),
     );
 }

@@ -16,6 +16,8 @@
 pub mod lab;
 pub mod node;
 pub mod report;
+pub mod wireguard_go;
 
 pub use lab::{FaultLab, Side};
 pub use node::{NodeProcess, NodeSpec};
+pub use wireguard_go::WireguardGo;
