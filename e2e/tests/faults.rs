@@ -43,6 +43,8 @@ struct Options {
     /// A reaches B through the impairment proxy on the router, with these `fault-tool proxy`
     /// arguments (both directions).
     proxy: Option<&'static [&'static str]>,
+    /// B also has this many peers (10.98.0.1, …), whose keys [`Pair::extra_keys`] holds.
+    extra_peers: usize,
 }
 
 /// Where the impairment proxy listens (the router's address towards A).
@@ -54,6 +56,7 @@ struct Pair {
     b: NodeProcess,
     runs: usize,
     proxy: Option<(std::process::Child, PathBuf)>,
+    extra_keys: Vec<PrivateKey>,
 }
 
 /// Starts the proxy on the router with `impairments`; returns it and its report path.
@@ -87,6 +90,15 @@ fn start_proxy(lab: &FaultLab, impairments: &[&str], tag: &str) -> (std::process
 fn pair(o: Options) -> Pair {
     let lab = FaultLab::new().unwrap_or_else(|e| panic!("{e}"));
     let proxy = o.proxy.map(|args| start_proxy(&lab, args, "1"));
+    let extra_keys: Vec<PrivateKey> = (0..o.extra_peers)
+        .map(|_| PrivateKey::generate(&mut OsRng))
+        .collect();
+    let extra_peers = extra_keys.iter().enumerate().map(|(i, k)| PeerSpec {
+        public_key: k.public_key(),
+        endpoint: None,
+        allowed_ips: format!("10.98.0.{}/32", i + 1),
+        keepalive: None,
+    });
     let (ka, kb) = (
         PrivateKey::generate(&mut OsRng),
         PrivateKey::generate(&mut OsRng),
@@ -100,12 +112,14 @@ fn pair(o: Options) -> Pair {
             listen_port: PORT,
             address: format!("{B_MESH}/24"),
             mtu: o.mtu,
-            peers: vec![PeerSpec {
+            peers: std::iter::once(PeerSpec {
                 public_key: ka.public_key(),
                 endpoint: o.b_knows_a.then(|| format!("{A_ADDR}:{PORT}")),
                 allowed_ips: format!("{A_MESH}/32"),
                 keepalive: None,
-            }],
+            })
+            .chain(extra_peers)
+            .collect(),
             forwards: vec![],
             exposes: vec![format!("{B_SERVICE}={B_SINK}")],
             timer_scale: if o.scale_b { o.timer_scale } else { None },
@@ -145,6 +159,7 @@ fn pair(o: Options) -> Pair {
         b,
         runs: 0,
         proxy,
+        extra_keys,
     }
 }
 
@@ -391,15 +406,93 @@ fn initiation_rate_holds(a: &NodeProcess, started: Instant) -> usize {
 
 #[test]
 fn fault_f01_random_loss() {
-    let mut p = pair(Options::default());
+    let mut p = pair(Options {
+        extra_peers: 20,
+        ..Options::default()
+    });
     // The session first, on a clean path.
     p.exchange(50, 500.0, 200, 1000);
     let started = Instant::now();
     let figures = random_loss(&p.lab, &mut p.runs, B_SINK);
     let initiations = initiation_rate_holds(&p.a, started);
+    // Twenty peers handshaking with B at once through 30 % loss each way all get there within
+    // REKEY_ATTEMPT_TIME, at most one initiation per REKEY_TIMEOUT each (timers scaled by 0.2:
+    // 90 s -> 18 s, 5 s -> 1 s).
+    let scale = 0.2;
+    let keys = p.lab.dir().join("handshakers.keys");
+    let text: String = p
+        .extra_keys
+        .iter()
+        .map(|k| format!("{}\n", k.to_base64()))
+        .collect();
+    std::fs::write(&keys, text).unwrap();
+    let report_path = p.lab.dir().join("handshakers.json");
+    let rule = [
+        "FORWARD",
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.3",
+        "-j",
+        "DROP",
+    ];
+    p.lab
+        .router_iptables(&[&["-I"][..], &rule[..]].concat())
+        .unwrap();
+    let (tool, b_key) = (
+        tool().display().to_string(),
+        p.b.spec.key.public_key().to_string(),
+    );
+    p.lab
+        .exec(
+            Side::A,
+            &[
+                &tool,
+                "handshakers",
+                "--keys",
+                &keys.display().to_string(),
+                "--peer",
+                &b_key,
+                "--endpoint",
+                &format!("{B_ADDR}:{PORT}"),
+                "--timer-scale",
+                &scale.to_string(),
+                "--seconds",
+                "30",
+                "--report",
+                &report_path.display().to_string(),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    p.lab
+        .router_iptables(&[&["-D"][..], &rule[..]].concat())
+        .unwrap();
+    let h: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let completed: Vec<f64> = h["completed_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c.as_f64()
+                .unwrap_or_else(|| panic!("a peer never completed: {h}"))
+        })
+        .collect();
+    assert_eq!(completed.len(), 20);
+    let slowest = completed.iter().copied().fold(0.0, f64::max);
+    assert!(
+        slowest <= 90.0 * scale * 1.2,
+        "all 20 within REKEY_ATTEMPT_TIME: {h}"
+    );
+    for (c, n) in completed.iter().zip(h["initiations"].as_array().unwrap()) {
+        let sent = n.as_u64().unwrap();
+        let allowed = 1 + (c / (5.0 * scale * 0.8)) as u64;
+        assert!(sent <= allowed, "{sent} initiations in {c:.1} s: {h}");
+    }
     report::write(
         "fault_f01_random_loss",
-        &json!({"runs": figures, "initiations": initiations}),
+        &json!({"runs": figures, "initiations": initiations, "twenty_peers_at_30_pct": h}),
     );
 }
 

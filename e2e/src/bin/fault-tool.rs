@@ -8,6 +8,8 @@
 //!     --corrupt 0.01 [--loss P] [--reorder P --reorder-delay-ms D] [--delay-ms D --jitter-ms J] \
 //!     [--gilbert G2B,B2G,LOSS_BAD,LOSS_GOOD] [--rate-pps N] --report proxy.json
 //! fault-tool replay --pcap cap.pcap --to 10.31.2.2:51820 [--from 10.31.1.2:51820] --gap-ms 2 --report r.json
+//! fault-tool handshakers --keys keys.txt --peer KEY --endpoint 10.31.2.2:51820 --timer-scale 0.2 \
+//!     --seconds 30 --report h.json
 //! fault-tool flood-random --to 10.31.2.2:51820 --rate 20000 --seconds 4 --seed 3 --report f.json
 //! fault-tool flood-initiations --to 10.31.2.2:51820 --responder KEY --sources 10.31.10 \
 //!     --rate 5000 --seconds 4 --report f.json
@@ -20,6 +22,9 @@
 //! - `replay` sends again every UDP payload of a capture (`tcpdump -w`, Ethernet) addressed to
 //!   `--to`, from `--from` (bound with IP_TRANSPARENT, so the copies carry the original source; run
 //!   it on the router) or from an ordinary socket of its namespace (re-sourced).
+//! - `handshakers` runs one node per private key of `--keys` (one base64 key a line), each with the
+//!   one peer `--peer` at `--endpoint`, all handshaking at once; it reports when each completed
+//!   and how many initiations each sent.
 //! - `flood-random` sends seeded random 148-byte datagrams. `flood-initiations` sends initiations
 //!   with a valid mac1 for the responder's key from 256 sources (`SOURCES.0` to `SOURCES.255`), each
 //!   from an initiator key the responder does not know, and counts the cookie replies that come
@@ -440,6 +445,64 @@ fn flood_initiations(args: &[String]) -> Result<(), String> {
     )
 }
 
+/// Many nodes handshaking with one peer at once.
+fn handshakers(args: &[String]) -> Result<(), String> {
+    use pnet_mesh::crypto::{PrivateKey, PublicKey};
+    use pnet_mesh::proto::constants::ProtocolTimes;
+    use pnet_mesh::{Event, Node, PeerConfig, PeerId};
+    let keys = std::fs::read_to_string(arg(args, "--keys").ok_or("--keys is required")?)
+        .map_err(|e| format!("--keys: {e}"))?;
+    let peer = PublicKey::from_base64(arg(args, "--peer").ok_or("--peer is required")?)
+        .map_err(|e| format!("--peer: {e}"))?;
+    let endpoint: SocketAddr = need(args, "--endpoint")?;
+    let scale: f64 = need(args, "--timer-scale")?;
+    let seconds: f64 = need(args, "--seconds")?;
+    let mut nodes = Vec::new();
+    for (i, line) in keys.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let key = PrivateKey::from_base64(line.trim())
+            .map_err(|e| format!("--keys line {}: {e}", i + 1))?;
+        let node = Node::builder(key)
+            .listen("0.0.0.0:0".parse().map_err(|_| "listen")?)
+            .mesh_address(std::net::IpAddr::from([10, 98, 0, (i + 1) as u8]))
+            .data_shards(1)
+            .protocol_times(ProtocolTimes::scaled(scale))
+            .peer(
+                PeerConfig::new(peer)
+                    .endpoint(endpoint)
+                    .allowed_ip("10.99.0.2/32".parse().map_err(|_| "allowed ip")?),
+            )
+            .start()
+            .map_err(|e| format!("node {i}: {e}"))?;
+        nodes.push(node);
+    }
+    let started = Instant::now();
+    for n in &nodes {
+        n.connect(PeerId(0)).map_err(|e| e.to_string())?;
+    }
+    let mut done: Vec<Option<f64>> = vec![None; nodes.len()];
+    let mut initiations = vec![0u32; nodes.len()];
+    while started.elapsed().as_secs_f64() < seconds && done.iter().any(Option::is_none) {
+        for (i, n) in nodes.iter().enumerate() {
+            while let Some(e) = n.poll_event() {
+                match e.event {
+                    Event::HandshakeInitiated { .. } => initiations[i] += 1,
+                    Event::HandshakeCompleted { .. } if done[i].is_none() => {
+                        done[i] = Some(started.elapsed().as_secs_f64());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    write_report(
+        args,
+        &json!({"nodes": nodes.len(), "completed_s": done, "initiations": initiations,
+                "elapsed_s": elapsed}),
+    )
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -448,8 +511,9 @@ fn main() -> ExitCode {
         Some("proxy") => proxy(&args),
         Some("replay") => replay(&args),
         Some("flood-random") => flood_random(&args),
+        Some("handshakers") => handshakers(&args),
         Some("flood-initiations") => flood_initiations(&args),
-        _ => Err("usage: fault-tool sink|send|proxy|replay|flood-random|flood-initiations … (see the source's header)".into()),
+        _ => Err("usage: fault-tool sink|send|proxy|replay|flood-random|flood-initiations|handshakers … (see the source's header)".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
