@@ -24,6 +24,10 @@ const A_FORWARD: &str = "127.0.0.1:7100";
 /// B's exposed port, and the sink behind it.
 const B_SERVICE: u16 = 7000;
 const B_SINK: &str = "127.0.0.1:7200";
+/// B's forward to A's exposed port, and the sink behind that (traffic that only B starts).
+const B_FORWARD: &str = "127.0.0.1:7300";
+const A_SERVICE: u16 = 7000;
+const A_SINK: &str = "127.0.0.1:7400";
 
 fn tool() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fault-tool"))
@@ -120,7 +124,7 @@ fn pair(o: Options) -> Pair {
             })
             .chain(extra_peers)
             .collect(),
-            forwards: vec![],
+            forwards: vec![format!("{B_FORWARD}={A_MESH}:{A_SERVICE}")],
             exposes: vec![format!("{B_SERVICE}={B_SINK}")],
             timer_scale: if o.scale_b { o.timer_scale } else { None },
             prefix: vec![],
@@ -147,7 +151,7 @@ fn pair(o: Options) -> Pair {
                 keepalive: None,
             }],
             forwards: vec![format!("{A_FORWARD}={B_MESH}:{B_SERVICE}")],
-            exposes: vec![],
+            exposes: vec![format!("{A_SERVICE}={A_SINK}")],
             timer_scale: o.timer_scale,
             prefix: vec![],
         },
@@ -203,6 +207,24 @@ fn exchange_via(
     lab: &FaultLab,
     runs: &mut usize,
     sink_addr: &str,
+    params: (u64, f64, usize, u64),
+) -> Exchange {
+    exchange_between(
+        lab,
+        runs,
+        (Side::A, A_FORWARD),
+        (Side::B, sink_addr),
+        params,
+    )
+}
+
+/// An exchange from a sender in `from.0` to the forward `from.1`, with the sink at `sink.1` in
+/// `sink.0`'s namespace.
+fn exchange_between(
+    lab: &FaultLab,
+    runs: &mut usize,
+    (sender_side, forward): (Side, &str),
+    (sink_side, sink_addr): (Side, &str),
     (count, rate, size, wait_ms): (u64, f64, usize, u64),
 ) -> Exchange {
     *runs += 1;
@@ -214,7 +236,7 @@ fn exchange_via(
     let tool = tool().display().to_string();
     let mut sink = lab
         .spawn_child(
-            Side::B,
+            sink_side,
             &[
                 &tool,
                 "sink",
@@ -230,12 +252,12 @@ fn exchange_via(
         .unwrap_or_else(|e| panic!("{e}"));
     std::thread::sleep(Duration::from_millis(100));
     lab.exec(
-        Side::A,
+        sender_side,
         &[
             &tool,
             "send",
             "--to",
-            A_FORWARD,
+            forward,
             "--count",
             &count.to_string(),
             "--rate",
@@ -1024,10 +1046,20 @@ fn an_hour_ago() -> Vec<String> {
     ]
 }
 
+/// Now, ms since the epoch (the events' clock).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 #[test]
 fn fault_f10_restart() {
     let mut p = pair(Options {
         b_knows_a: true,
+        timer_scale: Some(0.1),
+        scale_b: true,
         ..Options::default()
     });
     assert_eq!(u(&p.exchange(20, 100.0, 200, 1000).send["echoed"]), 20);
@@ -1044,6 +1076,34 @@ fn fault_f10_restart() {
     );
     assert_eq!(p.b.event_times("HandshakeCompleted").len(), 2);
     assert_eq!(p.b.drops("StaleTimestamp"), 0);
+    // Now A crashes again and only B sends: B keeps sealing with keys A has lost until nothing
+    // authenticated has come back for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (15 s; 1.5 s at B's 0.1
+    // scale), then starts a handshake of its own.
+    p.a.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    p.a.restart(&p.lab).unwrap();
+    let b_initiations = p.b.event_times("HandshakeInitiated").len();
+    let sent_at = now_ms();
+    let b_only = exchange_between(
+        &p.lab,
+        &mut p.runs,
+        (Side::B, B_FORWARD),
+        (Side::A, A_SINK),
+        (100, 25.0, 200, 2000),
+    );
+    let b_init = p.b.event_times("HandshakeInitiated");
+    assert!(b_init.len() > b_initiations, "B started a handshake itself");
+    let waited = b_init[b_initiations] - sent_at;
+    assert!(
+        (1_200..=(1_500.0 * 1.2 + 200.0) as u64).contains(&waited),
+        "B's handshake came {waited} ms after its first send, 1.5 s expected"
+    );
+    assert!(
+        u(&b_only.sink["unique"]) > 0,
+        "B's traffic reaches A again: {}",
+        b_only.sink
+    );
+    let completed = p.b.event_times("HandshakeCompleted").len();
     // With its clock an hour behind, A's initiations carry older timestamps than B has accepted:
     // B refuses them (counted) and no session forms; documented in FAULT_PLAN.md's F10 row.
     p.a.kill();
@@ -1054,12 +1114,13 @@ fn fault_f10_restart() {
     assert!(p.b.drops("StaleTimestamp") >= 1, "{}", drops(&p.b));
     assert_eq!(
         p.b.event_times("HandshakeCompleted").len(),
-        2,
+        completed,
         "no session from the past"
     );
     report::write(
         "fault_f10_restart",
-        &json!({"rtt_after_restart_ms": back.send["rtt_ms"], "stale_timestamps_refused": p.b.drops("StaleTimestamp")}),
+        &json!({"rtt_after_restart_ms": back.send["rtt_ms"], "b_only_handshake_after_ms": waited,
+                "stale_timestamps_refused": p.b.drops("StaleTimestamp")}),
     );
 }
 
