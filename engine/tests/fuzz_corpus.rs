@@ -98,3 +98,28 @@ fn mesh_control_seeds_pass_the_mac() {
     }
     assert!(valid >= 5, "{valid} seeds with a valid first record");
 }
+
+#[test]
+fn replay_cookie_consume_corpus() {
+    replay("cookie_consume", pnet_mesh::fuzzing::cookie_consume);
+}
+
+#[test]
+fn replay_transport_decrypt_corpus() {
+    replay("transport_decrypt", pnet_mesh::fuzzing::transport_decrypt);
+}
+
+#[test]
+fn replay_relay_frame_corpus() {
+    replay("relay_frame", pnet_mesh::fuzzing::relay_frame);
+}
+
+#[test]
+fn replay_channel_reassembly_corpus() {
+    replay("channel_reassembly", pnet_mesh::fuzzing::channel_reassembly);
+}
+
+#[test]
+fn replay_wg_quick_corpus() {
+    replay("wg_quick", pnet_mesh::fuzzing::wg_quick);
+}
