@@ -108,6 +108,15 @@ pub enum Event {
         /// The relay member.
         relay: PublicKey,
     },
+    /// The relay a member is reached through stopped carrying probes to it and back: the member
+    /// moves to another relay that answers (a [`RelayChosen`](Event::RelayChosen) follows), or stays
+    /// until one does.
+    RelayLost {
+        /// The member.
+        member: PublicKey,
+        /// The relay that stopped answering.
+        relay: PublicKey,
+    },
     /// A relayed member answered an authenticated probe at `endpoint`: it is reached directly now.
     PathPromoted {
         /// The member.

@@ -16,6 +16,7 @@
 //! AllowedIPs = 10.0.0.2/32, fd00::2/128
 //! PersistentKeepalive = 25
 //! Via = …                       # PNet Mesh: reach this peer through the peer with this public key
+//! RelayFor = …, …               # PNet Mesh: static routes: relay frames for these members go here
 //! ```
 //!
 //! As in `wg`, section and key names are case-insensitive, `#` starts a comment, list values are
@@ -181,6 +182,9 @@ pub struct InterfaceSection {
 pub struct PeerSection {
     /// The peer as the library takes it (a host-name endpoint is resolved when the node starts).
     pub config: PeerConfig,
+    /// `RelayFor`: members whose relay frames go to this peer (static routes, ahead of learned
+    /// ones; [`NodeBuilder::relay_route`](crate::NodeBuilder::relay_route)).
+    pub relay_for: Vec<PublicKey>,
     /// Whether `PresharedKey` was given (`show` prints "(hidden)" for it).
     pub has_preshared_key: bool,
     /// Line of the `[Peer]` header.
@@ -237,6 +241,7 @@ enum Field {
     AllowedIps,
     PersistentKeepalive,
     Via,
+    RelayFor,
 }
 
 impl Field {
@@ -247,13 +252,14 @@ impl Field {
         Field::Mtu,
         Field::MeshPresharedKey,
     ];
-    const PEER: [Field; 6] = [
+    const PEER: [Field; 7] = [
         Field::PublicKey,
         Field::PresharedKey,
         Field::Endpoint,
         Field::AllowedIps,
         Field::PersistentKeepalive,
         Field::Via,
+        Field::RelayFor,
     ];
 
     fn name(self) -> &'static str {
@@ -269,6 +275,7 @@ impl Field {
             Field::AllowedIps => "AllowedIPs",
             Field::PersistentKeepalive => "PersistentKeepalive",
             Field::Via => "Via",
+            Field::RelayFor => "RelayFor",
         }
     }
 
@@ -281,7 +288,7 @@ impl Field {
 
     /// Keys that may be given more than once (their lists add up).
     fn repeats(self) -> bool {
-        matches!(self, Field::Address | Field::AllowedIps)
+        matches!(self, Field::Address | Field::AllowedIps | Field::RelayFor)
     }
 }
 
@@ -321,6 +328,7 @@ struct PartialPeer {
     allowed_ip_lines: Vec<usize>,
     persistent_keepalive: Option<u16>,
     via: Option<PublicKey>,
+    relay_for: Vec<PublicKey>,
     seen: Vec<(Field, usize)>,
 }
 
@@ -394,6 +402,9 @@ impl WgQuickConfig {
         }
         for peer in &self.peers {
             builder = builder.peer(peer.config.clone());
+            for member in &peer.relay_for {
+                builder = builder.relay_route(*member, *peer.config.public_key());
+            }
         }
         builder
     }
@@ -605,6 +616,16 @@ impl Reader<'_> {
                         .map_err(|_| "not a base64 key of 32 bytes (the relay peer's PublicKey)")?,
                 );
             }
+            Field::RelayFor => {
+                for entry in list() {
+                    peer.relay_for
+                        .push(PublicKey::from_base64(entry).map_err(|_| {
+                            format!(
+                                "{entry:?} is not a base64 key of 32 bytes (a member's PublicKey)"
+                            )
+                        })?);
+                }
+            }
             Field::Endpoint => peer.endpoint = Some(parse_endpoint(value)?),
             Field::AllowedIps => {
                 for entry in list() {
@@ -667,6 +688,7 @@ impl Reader<'_> {
             }
             peers.push(PeerSection {
                 config,
+                relay_for: p.relay_for.clone(),
                 has_preshared_key: p.preshared_key.is_some(),
                 line: p.line,
                 key_lines: p.seen.clone(),

@@ -16,6 +16,13 @@
 //!   an answer, or a probe from the member arriving directly, keeps the path alive.
 //! - **Fallback.** When nothing has kept it alive for `misses` intervals (3), the member's endpoint goes
 //!   back to the relay path, and probing of the candidates starts again.
+//! - **Relay failover.** The relays a member can be reached through ([`PathProber::offer_relay`]: the
+//!   neighbours the node reaches directly) are probed too, one probe through each per interval, and an
+//!   answer that comes back through the same relay proves that relay path both ways. When the relay in
+//!   use has not carried an answer for `misses` intervals, the member moves to the relay that
+//!   answered most recently within that time ([`Event::RelayLost`], then [`Event::RelayChosen`]); with
+//!   none, it stays and the probing goes on. A relay the node has never probed is given `misses`
+//!   intervals from when it was offered before it counts as lost.
 //!
 //! A probe that has to wait for a handshake goes through the relay, and its answer comes back through
 //! it: that proves nothing and is ignored. Outstanding probes, candidates and members are bounded.
@@ -30,7 +37,7 @@ use crate::config::ConfigError;
 use crate::event::Event;
 use crate::mesh::candidate::{CandidateSource, Candidates};
 use crate::mesh::wire::relay::ProbeMessage;
-use crate::proto::path::is_relayed;
+use crate::proto::path::{RelayPath, is_relayed};
 
 /// Probes waiting for an answer per member at most; the oldest makes room.
 const MAX_OUTSTANDING: usize = 16;
@@ -38,6 +45,8 @@ const MAX_OUTSTANDING: usize = 16;
 const MAX_OWN_REFLEXIVE: usize = 4;
 /// Outputs waiting at most; more are dropped and counted.
 const MAX_QUEUED: usize = 1024;
+/// Relays kept per member at most (the one in use among them); later offers are ignored.
+pub const MAX_RELAYS: usize = 4;
 
 /// Settings of path probing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +149,10 @@ pub struct ProbeStats {
     pub promotions: u64,
     /// Fallbacks to the relay.
     pub fallbacks: u64,
+    /// Answers that came back through the relay they were sent through (the relay path works).
+    pub relay_answers: u64,
+    /// Moves to another relay after the one in use stopped answering.
+    pub relay_failovers: u64,
     /// Outputs lost to a full queue.
     pub outputs_dropped: u64,
 }
@@ -147,11 +160,35 @@ pub struct ProbeStats {
 #[derive(Debug, Clone, Copy)]
 struct Outstanding {
     nonce: u64,
+    /// Where the probe went: a socket address, or a relay path.
+    to: SocketAddr,
+}
+
+/// A relay a member may be reached through.
+#[derive(Debug, Clone, Copy)]
+struct RelayOption {
+    key: PublicKey,
+    /// The relay path through it, as the node addresses it.
+    path: SocketAddr,
+    /// When a probe through it was last answered, or (before any answer, and when it is chosen
+    /// again) when its grace began.
+    alive: Instant,
+    /// Whether any probe through it was answered.
+    proven: bool,
+}
+
+impl RelayOption {
+    fn is_alive(&self, now: Instant, dead_after: Duration) -> bool {
+        now.saturating_duration_since(self.alive) < dead_after
+    }
 }
 
 #[derive(Debug)]
 struct MemberPath {
     relay: PublicKey,
+    relays: Vec<RelayOption>,
+    /// The relay in use was reported lost and no other has taken over yet.
+    relay_lost: bool,
     candidates: Candidates,
     direct: Option<SocketAddr>,
     /// The member's endpoint on the node as last seen (roaming and handshakes move it too).
@@ -212,6 +249,8 @@ impl PathProber {
             member,
             MemberPath {
                 relay,
+                relays: Vec::new(),
+                relay_lost: false,
                 candidates: Candidates::new(),
                 direct: None,
                 current: None,
@@ -221,6 +260,46 @@ impl PathProber {
             },
         );
         self.event(Event::RelayChosen { member, relay });
+    }
+
+    /// Offers `relay` as a way to reach `member`, through the relay path `path` (as the node
+    /// addresses it). At most [`MAX_RELAYS`] are kept per member; a relay offered again keeps its
+    /// state.
+    pub fn offer_relay(
+        &mut self,
+        now: Instant,
+        member: &PublicKey,
+        relay: PublicKey,
+        path: SocketAddr,
+    ) {
+        if !is_relayed(&path) || relay == *member {
+            return;
+        }
+        let Some(p) = self.paths.get_mut(member) else {
+            return;
+        };
+        if let Some(o) = p.relays.iter_mut().find(|o| o.key == relay) {
+            o.path = path;
+            return;
+        }
+        if p.relays.len() < MAX_RELAYS {
+            p.relays.push(RelayOption {
+                key: relay,
+                path,
+                alive: now,
+                proven: false,
+            });
+        }
+    }
+
+    /// Whether `relay` may carry `member`'s traffic now: it is not known to have stopped answering
+    /// (never offered, or answered, or still within its grace).
+    pub fn relay_usable(&self, now: Instant, member: &PublicKey, relay: &PublicKey) -> bool {
+        let dead_after = self.config.interval * self.config.misses;
+        self.paths
+            .get(member)
+            .and_then(|p| p.relays.iter().find(|o| o.key == *relay))
+            .is_none_or(|o| o.is_alive(now, dead_after))
     }
 
     /// The node moved `member`'s endpoint (roaming, or a handshake that came through the relay).
@@ -341,9 +420,24 @@ impl PathProber {
             self.stats.ignored += 1;
             return;
         };
-        let probe = p.outstanding.remove(at);
-        if relayed || probe.is_none() {
+        let Some(probe) = p.outstanding.remove(at) else {
             self.stats.ignored += 1;
+            return;
+        };
+        if relayed {
+            // Through the relay it went to: that relay path works both ways.
+            let through = |a: &SocketAddr| RelayPath::from_addr(a).map(|r| r.relay);
+            let relay = through(&probe.to)
+                .filter(|r| Some(*r) == through(&outer_from))
+                .and_then(|_| p.relays.iter_mut().find(|o| o.path == probe.to));
+            match relay {
+                Some(o) => {
+                    o.alive = now;
+                    o.proven = true;
+                    self.stats.relay_answers += 1;
+                }
+                None => self.stats.ignored += 1,
+            }
             return;
         }
         self.stats.answers += 1;
@@ -387,17 +481,43 @@ impl PathProber {
         let dead_after = interval * self.config.misses;
         let mut out = Vec::new();
         let mut fell_back = Vec::new();
+        let mut lost = Vec::new();
+        let mut failed_over = Vec::new();
         for (member, p) in &mut self.paths {
             if p.next_probe > now {
                 continue;
             }
             p.next_probe = now + interval;
+            // The relay in use stopped answering: move to the one that answered last, if any did.
+            let in_use = p.relays.iter().find(|o| o.key == p.relay);
+            if in_use.is_some_and(|o| !o.is_alive(now, dead_after)) {
+                let best = p
+                    .relays
+                    .iter()
+                    .filter(|o| o.key != p.relay && o.proven && o.is_alive(now, dead_after))
+                    .max_by_key(|o| o.alive)
+                    .map(|o| o.key);
+                if !p.relay_lost {
+                    lost.push((*member, p.relay));
+                }
+                match best {
+                    Some(next) => {
+                        p.relay = next;
+                        p.relay_lost = false;
+                        failed_over.push((*member, next, p.direct.is_none()));
+                    }
+                    None => p.relay_lost = true,
+                }
+            } else if in_use.is_some() {
+                p.relay_lost = false;
+            }
             if p.direct.is_some() && now.saturating_duration_since(p.alive) >= dead_after {
                 p.direct = None;
                 p.current = None;
                 p.outstanding.clear();
                 fell_back.push((*member, p.relay));
             }
+            let relays = p.relays.iter().map(|o| o.path);
             let targets: Vec<SocketAddr> = match p.direct {
                 Some(d) => vec![d],
                 None => {
@@ -409,7 +529,7 @@ impl PathProber {
                         .collect()
                 }
             };
-            for to in targets {
+            for to in targets.into_iter().chain(relays) {
                 self.nonce = self
                     .nonce
                     .wrapping_mul(6_364_136_223_846_793_005)
@@ -418,7 +538,7 @@ impl PathProber {
                 if p.outstanding.len() >= MAX_OUTSTANDING {
                     p.outstanding.pop_front();
                 }
-                p.outstanding.push_back(Outstanding { nonce });
+                p.outstanding.push_back(Outstanding { nonce, to });
                 out.push(ProbeTransmit {
                     member: *member,
                     to,
@@ -428,6 +548,17 @@ impl PathProber {
                         address: to,
                     },
                 });
+            }
+        }
+        for (member, relay) in lost {
+            self.event(Event::RelayLost { member, relay });
+        }
+        for (member, relay, relayed_now) in failed_over {
+            self.stats.relay_failovers += 1;
+            self.event(Event::RelayChosen { member, relay });
+            // A member reached directly keeps its path; the new relay is where it falls back to.
+            if relayed_now {
+                self.action(PathAction::UseRelay { member, relay });
             }
         }
         for (member, relay) in fell_back {

@@ -340,7 +340,8 @@ impl DataShard {
             published::add(&c.sealed, 1);
         }
         let (to, kind) = match kind {
-            Sealed::To(to) => (to, Sealed::Datagram),
+            // A probe through a relay names the relay only: the frame is for this peer.
+            Sealed::To(to) => (crate::proto::path::bind(to, peer), Sealed::Datagram),
             other => (to, other),
         };
         self.transmit(ctx, now, buf, range, to, kind, tx);

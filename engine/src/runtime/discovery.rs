@@ -312,11 +312,32 @@ impl Driver<'_> {
                 Some((member, relay))
             })
             .collect::<Vec<(PublicKey, PublicKey)>>();
+        // Every neighbour that is a member may relay for a relayed member: the route's next hop
+        // first. The prober probes through each and moves the member off a relay that stops
+        // answering.
+        let now = Instant::now();
+        let next_hops: HashMap<PublicKey, PublicKey> = routes.iter().copied().collect();
+        let mut neighbours: Vec<PublicKey> = direct
+            .iter()
+            .filter(|k| d.member(k).is_some())
+            .copied()
+            .collect();
+        neighbours.sort_by_key(|k| *k.as_bytes());
+        for member in self.paths.tracked() {
+            let first = next_hops.get(&member).copied();
+            for relay in first.into_iter().chain(neighbours.iter().copied()) {
+                if let Some(id) = self.ids.get(&relay) {
+                    self.paths.offer_relay(now, &member, relay, path::via(*id));
+                }
+            }
+        }
         // A relayed member whose next hop changed (a shorter path came along): send through the new
-        // one from now on, and probe with it as the fallback.
+        // one from now on, and probe with it as the fallback; never onto a relay that stopped
+        // answering.
         let moves: Vec<(PeerId, PublicKey, PublicKey, PeerId)> = routes
             .iter()
             .filter(|(_, via)| direct.contains(via))
+            .filter(|(member, via)| self.paths.relay_usable(now, member, via))
             // A configured peer's path (`Via`) is the operator's choice.
             .filter(|(member, _)| d.member(member).is_some_and(|m| !m.configured))
             .filter_map(|(member, via)| {
@@ -334,7 +355,7 @@ impl Driver<'_> {
             let _ = self
                 .tx
                 .tell(ControlRequest::SetEndpoint(id, path::via(via_id)));
-            self.paths.track(Instant::now(), member, via, &[]);
+            self.paths.track(now, member, via, &[]);
         }
         self.shared.set_relay_routes(routes);
     }

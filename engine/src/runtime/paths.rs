@@ -78,6 +78,27 @@ impl PathDriver {
         }
     }
 
+    /// `relay` (a neighbour, reached through `path`) may carry `member`'s traffic.
+    pub(crate) fn offer_relay(
+        &mut self,
+        now: Instant,
+        member: &PublicKey,
+        relay: PublicKey,
+        path: SocketAddr,
+    ) {
+        self.prober.offer_relay(now, member, relay, path);
+    }
+
+    /// Whether `relay` is not known to have stopped carrying `member`'s probes.
+    pub(crate) fn relay_usable(&self, now: Instant, member: &PublicKey, relay: &PublicKey) -> bool {
+        self.prober.relay_usable(now, member, relay)
+    }
+
+    /// Every member whose path is probed.
+    pub(crate) fn tracked(&self) -> Vec<PublicKey> {
+        self.prober.tracked().collect()
+    }
+
     /// The node moved `member`'s endpoint.
     pub(crate) fn on_endpoint(&mut self, member: &PublicKey, endpoint: SocketAddr) {
         self.prober.on_endpoint(member, endpoint);

@@ -382,3 +382,24 @@ fn via_names_the_relay_peer_and_is_checked_against_the_peers() {
         "test.conf:5: Via = \"nonsense\": not a base64 key of 32 bytes (the relay peer's PublicKey)"
     );
 }
+
+#[test]
+fn relay_for_lists_static_routes_and_names_a_bad_entry() {
+    let text = iface(&format!(
+        "[Peer]\nPublicKey = {PEER_A}\nAllowedIPs = 10.0.0.2/32\nRelayFor = {PEER_B}\nRelayFor = {PSK}\n"
+    ));
+    let config = parse(&text).unwrap();
+    let want = [
+        PublicKey::from_base64(PEER_B).unwrap(),
+        PublicKey::from_base64(PSK).unwrap(),
+    ];
+    assert_eq!(config.peers[0].relay_for, want);
+    let bad = iface(&format!(
+        "[Peer]\nPublicKey = {PEER_A}\nRelayFor = {PEER_B}, nope\n"
+    ));
+    let e = err(&bad);
+    assert!(
+        e.contains("test.conf:5") && e.contains("RelayFor") && e.contains("\"nope\""),
+        "{e}"
+    );
+}

@@ -75,6 +75,12 @@ pub struct RelayStatus {
     pub promotions: u64,
     /// See `promotions`.
     pub fallbacks: u64,
+    /// Moves of relayed members to another relay after theirs stopped answering probes.
+    #[serde(default)]
+    pub relay_failovers: u64,
+    /// Probe answers that came back through the relay they were sent through.
+    #[serde(default)]
+    pub relay_answers: u64,
     /// Next hops of frames for members not reached directly.
     #[serde(default)]
     pub routes: Vec<RouteStatus>,
@@ -299,6 +305,8 @@ impl Source<'_> {
             direct_members: p.direct,
             promotions: p.promotions,
             fallbacks: p.fallbacks,
+            relay_failovers: p.relay_failovers,
+            relay_answers: p.relay_answers,
             routes: self
                 .node
                 .relay_routes()
@@ -393,13 +401,14 @@ pub fn render(s: &Status, now: u64) -> String {
     if r.forwarded + r.delivered + r.originated > 0 || r.probed_members > 0 {
         let _ = writeln!(
             out,
-            "  relay: {} forwarded, {} delivered, {} originated, {} refused; {} of {} relayed members direct",
+            "  relay: {} forwarded, {} delivered, {} originated, {} refused; {} of {} relayed members direct, {} relay failovers",
             r.forwarded,
             r.delivered,
             r.originated,
             r.drops.values().sum::<u64>(),
             r.direct_members,
-            r.probed_members
+            r.probed_members,
+            r.relay_failovers
         );
     }
     for (kind, rules) in [("forward", &s.forwards), ("expose", &s.exposes)] {
@@ -577,6 +586,8 @@ mod tests {
             direct_members: 1,
             promotions: 1,
             fallbacks: 0,
+            relay_failovers: 1,
+            relay_answers: 9,
             routes: vec![RouteStatus {
                 member: "FAR".into(),
                 via: "RELAYKEY".into(),
@@ -585,7 +596,7 @@ mod tests {
         let text = render(&s, 1065);
         assert!(
             text.contains(
-                "  relay: 10 forwarded, 4 delivered, 3 originated, 2 refused; 1 of 2 relayed members direct\n"
+                "  relay: 10 forwarded, 4 delivered, 3 originated, 2 refused; 1 of 2 relayed members direct, 1 relay failovers\n"
             ),
             "{text}"
         );

@@ -286,3 +286,138 @@ fn a_handshake_that_moves_a_direct_member_onto_the_relay_is_undone_by_the_next_a
     );
     assert_eq!(p.poll_action(), None);
 }
+
+/// A relay path through relay `id` as the member's answers arrive over it.
+fn through(id: u32, member: u32) -> SocketAddr {
+    crate::proto::path::RelayPath {
+        relay: PeerId(id),
+        peer: PeerId(member),
+    }
+    .to_addr()
+}
+
+/// Runs one interval at `t`: every probe through a relay in `working` is answered back through it.
+fn interval(p: &mut PathProber, t: Instant, b: PublicKey, working: &[u32]) -> usize {
+    p.handle_timeout(t);
+    let mut through_relays = 0;
+    for probe in probes(p) {
+        let Some(path) = crate::proto::path::RelayPath::from_addr(&probe.to) else {
+            continue;
+        };
+        through_relays += 1;
+        if working.contains(&path.relay.0) {
+            let ack = ProbeMessage {
+                ack: true,
+                nonce: probe.message.nonce,
+                address: through(path.relay.0, 9),
+            };
+            p.handle_message(t, b, through(path.relay.0, 2), &ack);
+        }
+    }
+    through_relays
+}
+
+#[test]
+fn a_relay_that_stops_answering_fails_over_to_the_relay_that_answers_within_three_intervals() {
+    let t0 = Instant::now();
+    let (mut p, r, b, _) = tracked(t0);
+    let r2 = key(5);
+    p.offer_relay(t0, &b, r, via(PeerId(1)));
+    p.offer_relay(t0, &b, r2, via(PeerId(5)));
+    // Neither a member as its own relay nor a socket address is a relay option.
+    p.offer_relay(t0, &b, b, via(PeerId(2)));
+    p.offer_relay(t0, &b, key(6), addr("192.0.2.6:1"));
+    while p.poll_event().is_some() {}
+    for i in 0..3 {
+        assert_eq!(
+            interval(&mut p, t0 + S * i, b, &[1, 5]),
+            2,
+            "one probe per relay"
+        );
+    }
+    assert_eq!(p.stats().relay_answers, 6);
+    assert_eq!(p.relay_of(&b), Some(r));
+    // R dies just after the probes of t0+2s were answered.
+    let mut moved = None;
+    for i in 3..=6 {
+        interval(&mut p, t0 + S * i, b, &[5]);
+        if p.relay_of(&b) == Some(r2) {
+            moved = Some(i);
+            break;
+        }
+    }
+    // Last answer through R at 2 s: lost from 2 s + 3 intervals on.
+    assert_eq!(moved, Some(5), "failover at the third missed interval");
+    assert_eq!(
+        std::iter::from_fn(|| p.poll_event()).collect::<Vec<_>>(),
+        vec![
+            Event::RelayLost {
+                member: b,
+                relay: r
+            },
+            Event::RelayChosen {
+                member: b,
+                relay: r2
+            }
+        ]
+    );
+    assert_eq!(
+        p.poll_action(),
+        Some(PathAction::UseRelay {
+            member: b,
+            relay: r2
+        })
+    );
+    assert_eq!(p.stats().relay_failovers, 1);
+    assert!(!p.relay_usable(t0 + S * 5, &b, &r));
+    assert!(p.relay_usable(t0 + S * 5, &b, &r2));
+    // Never offered: usable (the node's own route choice stands).
+    assert!(p.relay_usable(t0 + S * 5, &b, &key(7)));
+}
+
+#[test]
+fn with_no_relay_answering_the_member_stays_and_the_loss_is_reported_once() {
+    let t0 = Instant::now();
+    let (mut p, r, b, _) = tracked(t0);
+    let r2 = key(5);
+    p.offer_relay(t0, &b, r, via(PeerId(1)));
+    p.offer_relay(t0, &b, r2, via(PeerId(5)));
+    while p.poll_event().is_some() {}
+    for i in 0..10 {
+        interval(&mut p, t0 + S * i, b, &[]);
+    }
+    assert_eq!(p.relay_of(&b), Some(r));
+    assert_eq!(
+        std::iter::from_fn(|| p.poll_event()).collect::<Vec<_>>(),
+        vec![Event::RelayLost {
+            member: b,
+            relay: r
+        }]
+    );
+    assert_eq!(p.poll_action(), None);
+    // R2 comes up: the member moves to it at the next interval.
+    interval(&mut p, t0 + S * 10, b, &[5]);
+    interval(&mut p, t0 + S * 11, b, &[5]);
+    assert_eq!(p.relay_of(&b), Some(r2));
+}
+
+#[test]
+fn an_answer_through_another_relay_than_the_probe_went_proves_nothing() {
+    let t0 = Instant::now();
+    let (mut p, r, b, _) = tracked(t0);
+    p.offer_relay(t0, &b, r, via(PeerId(1)));
+    p.offer_relay(t0, &b, key(5), via(PeerId(5)));
+    p.handle_timeout(t0);
+    let ignored = p.stats().ignored;
+    for probe in probes(&mut p).into_iter().filter(|t| is_relayed(&t.to)) {
+        // Every answer comes back through relay 8, which no probe went through.
+        let ack = ProbeMessage {
+            ack: true,
+            nonce: probe.message.nonce,
+            address: through(8, 9),
+        };
+        p.handle_message(t0, b, through(8, 2), &ack);
+    }
+    assert_eq!(p.stats().relay_answers, 0);
+    assert_eq!(p.stats().ignored, ignored + 2);
+}
