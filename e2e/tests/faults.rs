@@ -102,6 +102,8 @@ fn pair(o: Options) -> Pair {
         endpoint: None,
         allowed_ips: format!("10.98.0.{}/32", i + 1),
         keepalive: None,
+        via: None,
+        relay_for: vec![],
     });
     let (ka, kb) = (
         PrivateKey::generate(&mut OsRng),
@@ -121,6 +123,8 @@ fn pair(o: Options) -> Pair {
                 endpoint: o.b_knows_a.then(|| format!("{A_ADDR}:{PORT}")),
                 allowed_ips: format!("{A_MESH}/32"),
                 keepalive: None,
+                via: None,
+                relay_for: vec![],
             })
             .chain(extra_peers)
             .collect(),
@@ -128,6 +132,7 @@ fn pair(o: Options) -> Pair {
             exposes: vec![format!("{B_SERVICE}={B_SINK}")],
             timer_scale: if o.scale_b { o.timer_scale } else { None },
             prefix: vec![],
+            mesh_psk: None,
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -149,11 +154,14 @@ fn pair(o: Options) -> Pair {
                 }),
                 allowed_ips: format!("{B_MESH}/32"),
                 keepalive: None,
+                via: None,
+                relay_for: vec![],
             }],
             forwards: vec![format!("{A_FORWARD}={B_MESH}:{B_SERVICE}")],
             exposes: vec![format!("{A_SERVICE}={A_SINK}")],
             timer_scale: o.timer_scale,
             prefix: vec![],
+            mesh_psk: None,
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -1413,11 +1421,14 @@ fn wg_pair(o: Options) -> WgPair {
                 endpoint: Some(format!("{B_ADDR}:{PORT}")),
                 allowed_ips: format!("{B_MESH}/32"),
                 keepalive: None,
+                via: None,
+                relay_for: vec![],
             }],
             forwards: vec![format!("{A_FORWARD}={WG_SINK}")],
             exposes: vec![],
             timer_scale: o.timer_scale,
             prefix: vec![],
+            mesh_psk: None,
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -1534,5 +1545,275 @@ fn fault_f10_restart_against_wireguard_go() {
     report::write(
         "fault_f10_restart_against_wireguard_go",
         &json!({"rtt_after_restart_ms": back.send["rtt_ms"]}),
+    );
+}
+
+/// The relays of F14: both in the router's namespace, R1 and R2 on their own ports.
+const RELAY_PORTS: [u16; 2] = [7101, 7102];
+const RELAY_MESH: [&str; 2] = ["10.99.0.11", "10.99.0.12"];
+/// A member no node reaches: R1 and R2 route its frames to each other (the loop).
+const NOWHERE_MESH: &str = "10.99.0.9";
+/// A's forward to the member that is nowhere.
+const A_FORWARD_NOWHERE: &str = "127.0.0.1:7500";
+
+#[test]
+fn fault_f14_relay_failure() {
+    let lab = FaultLab::new().unwrap_or_else(|e| panic!("{e}"));
+    let mesh_psk =
+        pnet_mesh::crypto::PresharedKey::from_bytes(*PrivateKey::generate(&mut OsRng).as_bytes());
+    let key = || PrivateKey::generate(&mut OsRng);
+    let (ka, kb, kx) = (key(), key(), key());
+    let kr = [key(), key()];
+    let peer = |k: &PrivateKey, ip: &str, endpoint: Option<String>| PeerSpec {
+        public_key: k.public_key(),
+        endpoint,
+        allowed_ips: format!("{ip}/32"),
+        keepalive: None,
+        via: None,
+        relay_for: vec![],
+    };
+    let spec = |name: &str, side, k: &PrivateKey, port, ip: &str, peers| NodeSpec {
+        name: name.into(),
+        side,
+        key: k.clone(),
+        listen_port: port,
+        address: format!("{ip}/24"),
+        mtu: None,
+        peers,
+        forwards: vec![],
+        exposes: vec![],
+        timer_scale: None,
+        prefix: vec![],
+        mesh_psk: Some(mesh_psk.clone()),
+    };
+    // No direct path between A and B: the router drops what it would forward between them, so the
+    // pair can only talk through a relay (the relays are the router's own processes).
+    for (s, d) in [
+        ("10.31.1.0/24", "10.31.2.0/24"),
+        ("10.31.2.0/24", "10.31.1.0/24"),
+    ] {
+        lab.router_iptables(&["-I", "FORWARD", "-s", s, "-d", d, "-j", "DROP"])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Each relay knows A, B and the other relay; frames for the member that is nowhere go to the
+    // other relay (RelayFor), in both: a loop in the configuration.
+    let mut relays: Vec<NodeProcess> = (0..2)
+        .map(|i| {
+            let other = 1 - i;
+            let mut to_other = peer(
+                &kr[other],
+                RELAY_MESH[other],
+                Some(format!("127.0.0.1:{}", RELAY_PORTS[other])),
+            );
+            to_other.relay_for = vec![kx.public_key()];
+            let peers = vec![peer(&ka, A_MESH, None), peer(&kb, B_MESH, None), to_other];
+            NodeProcess::start(
+                &lab,
+                spec(
+                    &format!("r{}", i + 1),
+                    Side::R,
+                    &kr[i],
+                    RELAY_PORTS[i],
+                    RELAY_MESH[i],
+                    peers,
+                ),
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let relay_peers = |router: &str| -> Vec<PeerSpec> {
+        (0..2)
+            .map(|i| {
+                peer(
+                    &kr[i],
+                    RELAY_MESH[i],
+                    Some(format!("{router}:{}", RELAY_PORTS[i])),
+                )
+            })
+            .collect()
+    };
+    let mut b_spec = spec("b", Side::B, &kb, PORT, B_MESH, relay_peers("10.31.2.1"));
+    b_spec.forwards = vec![format!("{B_FORWARD}={A_MESH}:{A_SERVICE}")];
+    b_spec.exposes = vec![format!("{B_SERVICE}={B_SINK}")];
+    let b = NodeProcess::start(&lab, b_spec).unwrap_or_else(|e| panic!("{e}"));
+    let mut a_peers = relay_peers("10.31.1.1");
+    let mut nowhere = peer(&kx, NOWHERE_MESH, None);
+    nowhere.via = Some(kr[0].public_key());
+    a_peers.push(nowhere);
+    let mut a_spec = spec("a", Side::A, &ka, PORT, A_MESH, a_peers);
+    a_spec.forwards = vec![
+        format!("{A_FORWARD}={B_MESH}:{B_SERVICE}"),
+        format!("{A_FORWARD_NOWHERE}={NOWHERE_MESH}:7000"),
+    ];
+    a_spec.exposes = vec![format!("{A_SERVICE}={A_SINK}")];
+    let a = NodeProcess::start(&lab, a_spec).unwrap_or_else(|e| panic!("{e}"));
+
+    // A learns B through the relays and reaches it through one of them.
+    let b_key = kb.public_key().to_string();
+    let relay_of_b = |a: &NodeProcess| -> Option<String> {
+        let s = a.show().ok()?;
+        let p = s["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["public_key"] == b_key.as_str())?;
+        (p["latest_handshake"].as_u64()? > 0)
+            .then(|| p["via"].as_str().map(str::to_owned))
+            .flatten()
+    };
+    let learned = wait_until(
+        "A reaches B through a relay",
+        Duration::from_secs(30),
+        || relay_of_b(&a).is_some(),
+    );
+    let mut runs = 0;
+    let warm = exchange_via(&lab, &mut runs, B_SINK, (50, 50.0, 200, 2000));
+    assert_eq!(u(&warm.send["echoed"]), 50, "{}", warm.send);
+    let first = relay_of_b(&a).expect("a relay");
+    let used = (0..2)
+        .find(|i| kr[*i].public_key().to_string() == first)
+        .unwrap_or_else(|| panic!("B is reached via {first}, not a relay"));
+    let spare = 1 - used;
+
+    // The loop: what A sends to the member that is nowhere starts a handshake with it, whose
+    // initiations go through R1 as frames; R1 passes each to R2, whose next hop is R1, the relay
+    // it came from: dropped and counted. Each frame crosses the loop once.
+    let loop_started = now_ms();
+    exchange_between(
+        &lab,
+        &mut runs,
+        (Side::A, A_FORWARD_NOWHERE),
+        (Side::A, "127.0.0.1:7600"),
+        (20, 20.0, 100, 6000),
+    );
+    let loop_seconds = (now_ms() - loop_started) as f64 / 1000.0;
+    let loop_drops = |r: &NodeProcess, reason: &str| -> u64 {
+        r.show()
+            .ok()
+            .and_then(|s| s["relay"]["drops"][reason].as_u64())
+            .unwrap_or(0)
+    };
+    let initiations_to_nowhere = a
+        .show()
+        .ok()
+        .and_then(|s| {
+            s["peers"].as_array()?.iter().find_map(|p| {
+                (p["public_key"] == kx.public_key().to_string().as_str())
+                    .then(|| p["handshakes_initiated"].as_u64())
+                    .flatten()
+            })
+        })
+        .unwrap_or(0);
+    let (r1_loop, r2_loop) = (
+        loop_drops(&relays[0], "Loop"),
+        loop_drops(&relays[1], "Loop"),
+    );
+    let hop_limit = loop_drops(&relays[0], "HopLimit") + loop_drops(&relays[1], "HopLimit");
+    assert!(
+        initiations_to_nowhere >= 2,
+        "A retried the handshake: {initiations_to_nowhere}"
+    );
+    assert_eq!(
+        r2_loop, initiations_to_nowhere,
+        "R2 refused each of A's frames for the member, once"
+    );
+    assert_eq!(r1_loop, 0, "no frame came back to R1");
+    assert_eq!(hop_limit, 0, "cut before the hop limit (4) was needed");
+    // Each frame: an initiation (148) in a frame (68), IPv4+UDP (28) and a transport (32).
+    let loop_bytes_per_s = r2_loop as f64 * (148.0 + 68.0 + 28.0 + 32.0) / loop_seconds;
+    assert!(
+        loop_bytes_per_s <= 70_000.0,
+        "loop traffic {loop_bytes_per_s} B/s"
+    );
+
+    // The relay in use dies mid-stream: 100 datagrams/s for 12 s, the relay killed after 4 s.
+    let interval_ms = 1000.0;
+    let stream = std::thread::scope(|scope| {
+        let lab = &lab;
+        let sender = scope.spawn(move || {
+            let mut runs = 10;
+            exchange_via(lab, &mut runs, B_SINK, (1200, 100.0, 200, 3000))
+        });
+        std::thread::sleep(Duration::from_millis(4000));
+        let killed_at = now_ms();
+        relays[used].kill();
+        (sender.join().expect("the stream ends"), killed_at)
+    });
+    let (stream, killed_at) = stream;
+    let lost_events = a.event_times("RelayLost");
+    let chosen = a
+        .event_times("RelayChosen")
+        .into_iter()
+        .find(|t| *t >= killed_at);
+    let failover_ms = chosen.map(|t| t - killed_at);
+    let b_failover_ms = b
+        .event_times("RelayChosen")
+        .into_iter()
+        .find(|t| *t >= killed_at)
+        .map(|t| t - killed_at);
+    assert!(
+        failover_ms.is_some_and(|ms| (ms as f64) <= 3.0 * interval_ms * 1.2),
+        "A moved to the other relay within 3 probe intervals of the kill: {failover_ms:?} ms \
+         (RelayLost at {lost_events:?}, killed at {killed_at})"
+    );
+    assert_eq!(
+        relay_of_b(&a).as_deref(),
+        Some(kr[spare].public_key().to_string().as_str()),
+        "B is now reached through the other relay"
+    );
+    // Only what was sent while the dead relay was still in use is missing: one window from the
+    // kill (less what was already on its way) to the failover, nothing before or after it.
+    let started = u(&stream.send["started_unix_ms"]);
+    let sent_at = |seq: u64| started + seq * 10;
+    let lost: Vec<(u64, u64)> = stream.send["lost_ranges"]
+        .as_array()
+        .expect("lost ranges")
+        .iter()
+        .map(|r| (u(&r[0]), u(&r[1])))
+        .collect();
+    let lost_total: u64 = lost.iter().map(|(f, l)| l - f + 1).sum();
+    let window_end = killed_at + (3.0 * interval_ms * 1.2) as u64 + 200;
+    for (first, last) in &lost {
+        assert!(
+            sent_at(*first) + 200 >= killed_at && sent_at(*last) <= window_end,
+            "datagrams {first}..={last} (sent {}..{} ms after the kill) were lost outside the \
+             failover window",
+            sent_at(*first) as i64 - killed_at as i64,
+            sent_at(*last) as i64 - killed_at as i64
+        );
+    }
+    assert_eq!(u(&stream.send["duplicates"]), 0, "{}", stream.send);
+    assert_eq!(
+        u(&stream.send["echoed"]) + lost_total,
+        1200,
+        "the lost ranges account for every missing datagram: {}",
+        stream.send
+    );
+    // After the failover, everything arrives again.
+    let after = exchange_via(&lab, &mut runs, B_SINK, (200, 100.0, 200, 2000));
+    assert_eq!(u(&after.send["echoed"]), 200, "{}", after.send);
+    let a_status = a.show().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        u(&a_status["relay"]["relay_failovers"]) >= 1,
+        "{}",
+        a_status["relay"]
+    );
+    report::write(
+        "fault_f14_relay_failure",
+        &json!({
+            "probe_interval_ms": interval_ms,
+            "learned_ms": learned.as_millis() as u64,
+            "relay_killed": format!("r{}", used + 1),
+            "a_failover_ms": failover_ms,
+            "b_failover_ms": b_failover_ms,
+            "stream": {"sent": 1200, "echoed": stream.send["echoed"], "lost": lost_total,
+                       "lost_ranges": stream.send["lost_ranges"],
+                       "lost_ms": lost_total * 10},
+            "after": {"sent": 200, "echoed": after.send["echoed"]},
+            "loop": {"initiations": initiations_to_nowhere, "r2_loop_drops": r2_loop,
+                     "r1_loop_drops": r1_loop, "hop_limit_drops": hop_limit,
+                     "seconds": loop_seconds, "bytes_per_s": loop_bytes_per_s},
+            "a_relay": a_status["relay"],
+            "a_drops": a_status["drops"],
+        }),
     );
 }

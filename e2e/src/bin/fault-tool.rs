@@ -112,6 +112,9 @@ fn send(args: &[String]) -> Result<(), String> {
     let socket = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
     socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     let started = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut echoed: HashMap<u64, u32> = HashMap::new();
     let mut rtts: Vec<f64> = Vec::new();
     let mut buf = vec![0u8; 65_536];
@@ -159,6 +162,18 @@ fn send(args: &[String]) -> Result<(), String> {
         .values()
         .map(|&c| u64::from(c.saturating_sub(1)))
         .sum();
+    // The sequence numbers that never came back, as ranges (the first 64): datagram `seq` went out
+    // at `started_unix_ms + seq / rate * 1000`.
+    let mut lost: Vec<[u64; 2]> = Vec::new();
+    for seq in (0..count).filter(|s| !echoed.contains_key(s)) {
+        if let Some(r) = lost.last_mut().filter(|r| r[1] + 1 == seq) {
+            r[1] = seq;
+        } else if lost.len() < 64 {
+            lost.push([seq, seq]);
+        } else {
+            break;
+        }
+    }
     write_report(
         args,
         &json!({
@@ -166,6 +181,9 @@ fn send(args: &[String]) -> Result<(), String> {
             "send_errors": send_errors,
             "echoed": echoed.len(),
             "duplicates": duplicates,
+            "lost_ranges": lost,
+            "started_unix_ms": started_unix_ms,
+            "rate": rate,
             "seconds": sent_for.as_secs_f64(),
             "goodput_mbit_s": echoed.len() as f64 * size as f64 * 8.0 / sent_for.as_secs_f64().max(1e-9) / 1e6,
             "rtt_ms": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": rtts.last()},

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use pnet_mesh::crypto::{PrivateKey, PublicKey};
+use pnet_mesh::crypto::{PresharedKey, PrivateKey, PublicKey};
 use serde_json::Value;
 
 use super::lab::{FaultLab, Side};
@@ -22,6 +22,10 @@ pub struct PeerSpec {
     pub allowed_ips: String,
     /// `PersistentKeepalive`, if any.
     pub keepalive: Option<u16>,
+    /// `Via`: the relay peer it is reached through, if any.
+    pub via: Option<PublicKey>,
+    /// `RelayFor`: members whose relay frames go to this peer.
+    pub relay_for: Vec<PublicKey>,
 }
 
 /// What to run.
@@ -49,6 +53,8 @@ pub struct NodeSpec {
     pub timer_scale: Option<f64>,
     /// A command the node runs under (`env FAKETIME=… LD_PRELOAD=…`), if any.
     pub prefix: Vec<String>,
+    /// `MeshPresharedKey`: discovery on, with this mesh PSK.
+    pub mesh_psk: Option<PresharedKey>,
 }
 
 impl NodeSpec {
@@ -63,6 +69,9 @@ impl NodeSpec {
         if let Some(mtu) = self.mtu {
             s.push_str(&format!("MTU = {mtu}\n"));
         }
+        if let Some(psk) = &self.mesh_psk {
+            s.push_str(&format!("MeshPresharedKey = {}\n", psk.to_base64()));
+        }
         for p in &self.peers {
             s.push_str(&format!(
                 "\n[Peer]\nPublicKey = {}\nAllowedIPs = {}\n",
@@ -73,6 +82,13 @@ impl NodeSpec {
             }
             if let Some(k) = p.keepalive {
                 s.push_str(&format!("PersistentKeepalive = {k}\n"));
+            }
+            if let Some(relay) = &p.via {
+                s.push_str(&format!("Via = {relay}\n"));
+            }
+            if !p.relay_for.is_empty() {
+                let members: Vec<String> = p.relay_for.iter().map(ToString::to_string).collect();
+                s.push_str(&format!("RelayFor = {}\n", members.join(", ")));
             }
         }
         s

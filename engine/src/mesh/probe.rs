@@ -162,6 +162,8 @@ struct Outstanding {
     nonce: u64,
     /// Where the probe went: a socket address, or a relay path.
     to: SocketAddr,
+    /// When it went.
+    sent: Instant,
 }
 
 /// A relay a member may be reached through.
@@ -170,8 +172,9 @@ struct RelayOption {
     key: PublicKey,
     /// The relay path through it, as the node addresses it.
     path: SocketAddr,
-    /// When a probe through it was last answered, or (before any answer, and when it is chosen
-    /// again) when its grace began.
+    /// When the last probe through it that was answered went out (the path worked then), or,
+    /// before any answer, when it was offered. Dating the proof by the probe rather than the answer
+    /// makes a relay lost exactly `misses` intervals after the last probe it carried.
     alive: Instant,
     /// Whether any probe through it was answered.
     proven: bool,
@@ -432,7 +435,7 @@ impl PathProber {
                 .and_then(|_| p.relays.iter_mut().find(|o| o.path == probe.to));
             match relay {
                 Some(o) => {
-                    o.alive = now;
+                    o.alive = o.alive.max(probe.sent);
                     o.proven = true;
                     self.stats.relay_answers += 1;
                 }
@@ -538,7 +541,11 @@ impl PathProber {
                 if p.outstanding.len() >= MAX_OUTSTANDING {
                     p.outstanding.pop_front();
                 }
-                p.outstanding.push_back(Outstanding { nonce, to });
+                p.outstanding.push_back(Outstanding {
+                    nonce,
+                    to,
+                    sent: now,
+                });
                 out.push(ProbeTransmit {
                     member: *member,
                     to,

@@ -46,6 +46,9 @@ impl Pending {
 struct DataPeer {
     keypairs: Keypairs,
     endpoint: Option<SocketAddr>,
+    /// When an authenticated packet last came from `endpoint`; `None` after the endpoint was set
+    /// from outside, until the next packet (the hold of [`path::RELAY_ROAM_HOLD`] starts then).
+    endpoint_heard: Option<Instant>,
     published: Arc<Published>,
     /// Packets waiting for a session; bounded, oldest dropped first.
     staged: VecDeque<Vec<u8>>,
@@ -159,6 +162,7 @@ impl DataPath {
             DataCommand::SetEndpoint { peer, endpoint } => {
                 if let Some(p) = self.peer_mut(peer) {
                     p.endpoint = Some(endpoint);
+                    p.endpoint_heard = None;
                 }
             }
             DataCommand::DropStaged { peer } => {
@@ -202,6 +206,7 @@ impl DataPath {
             *s = Some(DataPeer {
                 keypairs: Keypairs::default(),
                 endpoint: handle.endpoint,
+                endpoint_heard: None,
                 published: handle.published,
                 staged: VecDeque::with_capacity(staged_capacity.min(16)),
                 staged_capacity,
@@ -231,6 +236,7 @@ impl DataPath {
             return;
         };
         p.endpoint = Some(endpoint);
+        p.endpoint_heard = None;
         p.asked_last_minute = false;
         let retired = match then {
             AfterInstall::Respond(response) => {
@@ -324,10 +330,20 @@ impl DataPath {
         }
         // The endpoint follows the source of the latest authenticated packet (whitepaper §2.1), but a
         // packet that came through a relay never moves a direct endpoint (see `path`).
-        let roam_to = path::roam_target(peer.endpoint, from, peer_id);
+        if peer.endpoint == Some(path::bind(from, peer_id)) {
+            peer.endpoint_heard = Some(now);
+        }
+        let heard = *peer.endpoint_heard.get_or_insert(now);
+        let roam_to = path::roam_target(
+            peer.endpoint,
+            from,
+            peer_id,
+            now.saturating_duration_since(heard) < path::RELAY_ROAM_HOLD,
+        );
         let roamed = roam_to.is_some();
         if let Some(to) = roam_to {
             peer.endpoint = Some(to);
+            peer.endpoint_heard = Some(now);
             peer.pending.roamed = Some(to);
         }
         let last_minute = current_is_old_initiator && !peer.asked_last_minute;

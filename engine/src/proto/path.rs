@@ -15,6 +15,7 @@
 //! the relay after a promotion cannot drag a pair back onto it.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::time::Duration;
 
 use crate::PeerId;
 
@@ -93,18 +94,27 @@ pub(crate) fn bind(addr: SocketAddr, peer: PeerId) -> SocketAddr {
     }
 }
 
+/// How long a relay path that carried an authenticated packet is kept against a packet that came
+/// through another relay. A member's relays are all probed every interval, so answers through the
+/// relays not in use arrive all the time: without the hold, each would move the endpoint there and
+/// back. The relay in use is left by the prober when it stops answering, or by roaming once it has
+/// been silent this long.
+pub const RELAY_ROAM_HOLD: Duration = Duration::from_secs(5);
+
 /// The endpoint `peer` roams to after an authenticated datagram from `from`, or `None` to stay:
-/// unchanged, or a relay path offered while a direct endpoint is held.
+/// unchanged, a relay path offered while a direct endpoint is held, or another relay path while the
+/// one held was heard from within [`RELAY_ROAM_HOLD`] (`current_heard`).
 pub(crate) fn roam_target(
     current: Option<SocketAddr>,
     from: SocketAddr,
     peer: PeerId,
+    current_heard: bool,
 ) -> Option<SocketAddr> {
     let from = bind(from, peer);
     if current == Some(from) {
         return None;
     }
-    if is_relayed(&from) && current.is_some_and(|c| !is_relayed(&c)) {
+    if is_relayed(&from) && current.is_some_and(|c| !is_relayed(&c) || current_heard) {
         return None;
     }
     Some(from)
@@ -146,14 +156,22 @@ mod tests {
                 peer
             })
         );
-        assert_eq!(roam_target(None, r1, peer), Some(bound_r1));
-        assert_eq!(roam_target(Some(bound_r1), r1, peer), None);
+        for heard in [false, true] {
+            assert_eq!(roam_target(None, r1, peer, heard), Some(bound_r1));
+            assert_eq!(roam_target(Some(bound_r1), r1, peer, heard), None);
+            assert_eq!(roam_target(Some(direct), r1, peer, heard), None);
+            assert_eq!(
+                roam_target(Some(bound_r1), direct, peer, heard),
+                Some(direct)
+            );
+            assert_eq!(roam_target(Some(direct), other, peer, heard), Some(other));
+        }
+        // Another relay: only once the one held has gone quiet.
+        let r2 = via(PeerId(2));
+        assert_eq!(roam_target(Some(bound_r1), r2, peer, true), None);
         assert_eq!(
-            roam_target(Some(bound_r1), via(PeerId(2)), peer),
-            Some(bind(via(PeerId(2)), peer))
+            roam_target(Some(bound_r1), r2, peer, false),
+            Some(bind(r2, peer))
         );
-        assert_eq!(roam_target(Some(direct), r1, peer), None);
-        assert_eq!(roam_target(Some(bound_r1), direct, peer), Some(direct));
-        assert_eq!(roam_target(Some(direct), other, peer), Some(other));
     }
 }
