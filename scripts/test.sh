@@ -4,7 +4,7 @@
 #   bash scripts/test.sh
 #
 # Stages (each prints its elapsed time): packages, crates.io dry run, format, clippy, docs, build,
-# tests, fuzz targets, smokes.
+# tests, containers, faults, soak smoke, required tests, fuzz targets, smokes.
 # Tests that need root, network namespaces or wireguard-go are real tests here; when a resource is
 # missing they fail with a message naming it (they are never skipped).
 set -euo pipefail
@@ -121,6 +121,13 @@ if [ "$status" -ne 0 ]; then
     echo "tests failed (log: $test_log)"
     exit "$status"
 fi
+# The end-to-end crate's own unit tests (its suites run in the stages below).
+cargo test -p pnet-mesh-e2e --all-features --profile "$PROFILE" --locked --lib --bins 2>&1 | tee -a "$test_log"
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+    echo "tests of pnet-mesh-e2e failed (log: $test_log)"
+    exit "$status"
+fi
 stage_done "tests"
 
 # --- containers (Docker; images built from this build's binaries, no registry) -------------------
@@ -166,6 +173,19 @@ left_ns=$(ip netns list 2>/dev/null | grep -c "^f[0-9]*[0-9a-f][0-9a-f][arbx]\b"
 echo "fault scenarios done; namespaces of fault labs left: $left_ns"
 cat "$faults_log" >>"$test_log"
 stage_done "faults"
+
+# --- the soak, as a 2-minute smoke (F15; the 30-minute run is scripts/soak.sh) ---------------------
+stage "soak smoke (2 minutes)"
+# Report-only figures; it fails only on RSS or descriptor growth past the stated bounds, or a node
+# that exited or panicked.
+bash scripts/soak.sh --minutes 2 --profile "$PROFILE" --no-build --check \
+    --output-dir "$log_dir/soak" 2>&1 | tee "$log_dir/soak.log"
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+    echo "soak smoke failed (log: $log_dir/soak.log; report: $log_dir/soak/soak.json)"
+    exit "$status"
+fi
+stage_done "soak smoke"
 
 stage "required tests"
 # The fixed test names must have run and passed, not been filtered out or renamed away.

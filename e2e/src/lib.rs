@@ -12,6 +12,7 @@
 //! run behind a router that carries the fault (`tests/faults.rs`).
 
 pub mod faults;
+pub mod soak;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -43,16 +44,23 @@ pub fn preshared_key() -> PresharedKey {
     PresharedKey::from_bytes(*k.public_key().as_bytes())
 }
 
-/// The directory of the build's binaries: the test executable's profile directory.
+/// The directory of the build's binaries (`$CARGO_TARGET_DIR/<profile>/`): where this executable
+/// is, or its parent for a test executable (in `deps/`).
 ///
 /// # Errors
-/// When the test is not run from a cargo target directory.
+/// When the executable is not in a cargo target directory.
 pub fn profile_dir() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("{} is not in a cargo target directory", exe.display()))
+    let dir = exe
+        .parent()
+        .ok_or_else(|| format!("{} has no directory", exe.display()))?;
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| format!("{} is not in a cargo target directory", exe.display()))
+    } else {
+        Ok(dir.to_path_buf())
+    }
 }
 
 /// The node image's content: `pnet-mesh` and `e2e-init` with their libraries.

@@ -13,21 +13,12 @@ use pnet_mesh::crypto::PrivateKey;
 use pnet_mesh::crypto::rng::OsRng;
 use pnet_mesh_e2e::faults::lab::{A_ADDR, A_ADDR_2, B_ADDR, TOWARDS_B};
 use pnet_mesh_e2e::faults::node::PeerSpec;
+use pnet_mesh_e2e::faults::pair::{
+    A_FORWARD, A_MESH, A_SERVICE, A_SINK, B_FORWARD, B_MESH, B_SERVICE, B_SINK, PORT, PROXY, Proxy,
+    spec_a, spec_b,
+};
 use pnet_mesh_e2e::faults::{FaultLab, NodeProcess, NodeSpec, Side, report};
 use serde_json::{Value, json};
-
-const A_MESH: &str = "10.99.0.1";
-const B_MESH: &str = "10.99.0.2";
-const PORT: u16 = 51820;
-/// A's forward: datagrams sent here go to B's exposed service.
-const A_FORWARD: &str = "127.0.0.1:7100";
-/// B's exposed port, and the sink behind it.
-const B_SERVICE: u16 = 7000;
-const B_SINK: &str = "127.0.0.1:7200";
-/// B's forward to A's exposed port, and the sink behind that (traffic that only B starts).
-const B_FORWARD: &str = "127.0.0.1:7300";
-const A_SERVICE: u16 = 7000;
-const A_SINK: &str = "127.0.0.1:7400";
 
 fn tool() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fault-tool"))
@@ -51,44 +42,19 @@ struct Options {
     extra_peers: usize,
 }
 
-/// Where the impairment proxy listens (the router's address towards A).
-const PROXY: &str = "10.31.1.1:51900";
-
 struct Pair {
     lab: FaultLab,
     a: NodeProcess,
     b: NodeProcess,
     runs: usize,
-    proxy: Option<(std::process::Child, PathBuf)>,
+    proxy: Option<Proxy>,
     extra_keys: Vec<PrivateKey>,
 }
 
-/// Starts the proxy on the router with `impairments`; returns it and its report path.
-fn start_proxy(lab: &FaultLab, impairments: &[&str], tag: &str) -> (std::process::Child, PathBuf) {
-    let report = lab.dir().join(format!("proxy-{tag}.json"));
-    let tool = tool().display().to_string();
-    let report_s = report.display().to_string();
-    let upstream = format!("{B_ADDR}:{PORT}");
-    let mut argv = vec![
-        tool.as_str(),
-        "proxy",
-        "--listen",
-        PROXY,
-        "--upstream",
-        upstream.as_str(),
-        "--seconds",
-        "120",
-        "--seed",
-        "7",
-        "--report",
-        report_s.as_str(),
-    ];
-    argv.extend_from_slice(impairments);
-    let child = lab
-        .spawn_child(Side::R, &argv, &lab.dir().join(format!("proxy-{tag}.log")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    std::thread::sleep(Duration::from_millis(200));
-    (child, report)
+/// Starts the proxy on the router with `impairments`.
+fn start_proxy(lab: &FaultLab, impairments: &[&str], tag: &str) -> Proxy {
+    Proxy::start(lab, &tool().display().to_string(), impairments, tag, 120)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn pair(o: Options) -> Pair {
@@ -97,74 +63,30 @@ fn pair(o: Options) -> Pair {
     let extra_keys: Vec<PrivateKey> = (0..o.extra_peers)
         .map(|_| PrivateKey::generate(&mut OsRng))
         .collect();
-    let extra_peers = extra_keys.iter().enumerate().map(|(i, k)| PeerSpec {
-        public_key: k.public_key(),
-        endpoint: None,
-        allowed_ips: format!("10.98.0.{}/32", i + 1),
-        keepalive: None,
-        via: None,
-        relay_for: vec![],
-    });
     let (ka, kb) = (
         PrivateKey::generate(&mut OsRng),
         PrivateKey::generate(&mut OsRng),
     );
-    let b = NodeProcess::start(
-        &lab,
-        NodeSpec {
-            name: "b".into(),
-            side: Side::B,
-            key: kb.clone(),
-            listen_port: PORT,
-            address: format!("{B_MESH}/24"),
-            mtu: o.mtu,
-            peers: std::iter::once(PeerSpec {
-                public_key: ka.public_key(),
-                endpoint: o.b_knows_a.then(|| format!("{A_ADDR}:{PORT}")),
-                allowed_ips: format!("{A_MESH}/32"),
-                keepalive: None,
-                via: None,
-                relay_for: vec![],
-            })
-            .chain(extra_peers)
-            .collect(),
-            forwards: vec![format!("{B_FORWARD}={A_MESH}:{A_SERVICE}")],
-            exposes: vec![format!("{B_SERVICE}={B_SINK}")],
-            timer_scale: if o.scale_b { o.timer_scale } else { None },
-            prefix: vec![],
-            mesh_psk: None,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let a = NodeProcess::start(
-        &lab,
-        NodeSpec {
-            name: "a".into(),
-            side: Side::A,
-            key: ka,
-            listen_port: PORT,
-            address: format!("{A_MESH}/24"),
-            mtu: o.mtu,
-            peers: vec![PeerSpec {
-                public_key: kb.public_key(),
-                endpoint: Some(if proxy.is_some() {
-                    PROXY.to_owned()
-                } else {
-                    format!("{B_ADDR}:{PORT}")
-                }),
-                allowed_ips: format!("{B_MESH}/32"),
-                keepalive: None,
-                via: None,
-                relay_for: vec![],
-            }],
-            forwards: vec![format!("{A_FORWARD}={B_MESH}:{B_SERVICE}")],
-            exposes: vec![format!("{A_SERVICE}={A_SINK}")],
-            timer_scale: o.timer_scale,
-            prefix: vec![],
-            mesh_psk: None,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut b = spec_b(
+        kb.clone(),
+        ka.public_key(),
+        o.b_knows_a.then(|| format!("{A_ADDR}:{PORT}")),
+    );
+    b.mtu = o.mtu;
+    b.timer_scale = if o.scale_b { o.timer_scale } else { None };
+    b.peers.extend(extra_keys.iter().enumerate().map(|(i, k)| {
+        pnet_mesh_e2e::faults::pair::peer(k.public_key(), format!("10.98.0.{}/32", i + 1), None)
+    }));
+    let b = NodeProcess::start(&lab, b).unwrap_or_else(|e| panic!("{e}"));
+    let b_endpoint = if proxy.is_some() {
+        PROXY.to_owned()
+    } else {
+        format!("{B_ADDR}:{PORT}")
+    };
+    let mut a = spec_a(ka, kb.public_key(), b_endpoint);
+    a.mtu = o.mtu;
+    a.timer_scale = o.timer_scale;
+    let a = NodeProcess::start(&lab, a).unwrap_or_else(|e| panic!("{e}"));
     Pair {
         lab,
         a,
@@ -184,11 +106,8 @@ struct Exchange {
 impl Pair {
     /// Stops the proxy and returns its counters.
     fn stop_proxy(&mut self) -> Value {
-        let (mut child, report) = self.proxy.take().expect("a proxy runs");
-        std::fs::write(format!("{}.stop", report.display()), b"").unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "proxy: {status}");
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+        let proxy = self.proxy.take().expect("a proxy runs");
+        proxy.stop().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The sum of a node's drop counters.
@@ -1407,31 +1326,11 @@ fn wg_pair(o: Options) -> WgPair {
         o.b_knows_a.then_some(a_endpoint.as_str()),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let a = NodeProcess::start(
-        &lab,
-        NodeSpec {
-            name: "a".into(),
-            side: Side::A,
-            key: ka,
-            listen_port: PORT,
-            address: format!("{A_MESH}/24"),
-            mtu: None,
-            peers: vec![PeerSpec {
-                public_key: kb.public_key(),
-                endpoint: Some(format!("{B_ADDR}:{PORT}")),
-                allowed_ips: format!("{B_MESH}/32"),
-                keepalive: None,
-                via: None,
-                relay_for: vec![],
-            }],
-            forwards: vec![format!("{A_FORWARD}={WG_SINK}")],
-            exposes: vec![],
-            timer_scale: o.timer_scale,
-            prefix: vec![],
-            mesh_psk: None,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut a = spec_a(ka, kb.public_key(), format!("{B_ADDR}:{PORT}"));
+    a.forwards = vec![format!("{A_FORWARD}={WG_SINK}")];
+    a.exposes = vec![];
+    a.timer_scale = o.timer_scale;
+    let a = NodeProcess::start(&lab, a).unwrap_or_else(|e| panic!("{e}"));
     WgPair { lab, a, b, runs: 0 }
 }
 

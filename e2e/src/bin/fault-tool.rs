@@ -4,6 +4,8 @@
 //! ```text
 //! fault-tool sink --listen 127.0.0.1:7200 --seconds 10 --report sink.json      # echo and count
 //! fault-tool send --to 127.0.0.1:7100 --count 2000 --rate 2000 --size 1000 --wait-ms 2000 --report send.json
+//! fault-tool stream --to 127.0.0.1:7100 --rate-mbit 50 --size 1200 --seconds 1800 --every-ms 10000 \
+//!     --wait-ms 2000 --progress stream.jsonl --report stream.json                    # a soak's traffic
 //! fault-tool proxy --listen 10.31.1.1:51900 --upstream 10.31.2.2:51820 --seconds 30 --seed 7 \
 //!     --corrupt 0.01 [--loss P] [--reorder P --reorder-delay-ms D] [--delay-ms D --jitter-ms J] \
 //!     [--gilbert G2B,B2G,LOSS_BAD,LOSS_GOOD] [--rate-pps N] --report proxy.json
@@ -17,6 +19,8 @@
 //!
 //! - `send` datagrams carry their sequence number and send time (16 bytes) and padding; `sink`
 //!   echoes them and counts sequence numbers: received, unique, duplicates, out of order.
+//! - `stream` is `send` for as long as a soak: a payload rate, bounded memory, and one progress line
+//!   per interval (sent, echoed, the longest silence between echoes, round-trip percentiles).
 //! - `proxy` is the engine's seeded impairment proxy, the same impairments both ways; it runs for
 //!   `--seconds`, or until a file named like its report with `.stop` appended appears.
 //! - `replay` sends again every UDP payload of a capture (`tcpdump -w`, Ethernet) addressed to
@@ -35,6 +39,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use pnet_mesh_e2e::faults::sequence::SequenceWindow;
 use serde_json::json;
 
 fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -68,8 +73,9 @@ fn sink(args: &[String]) -> Result<(), String> {
         .set_read_timeout(Some(Duration::from_millis(50)))
         .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let mut seen: HashMap<u64, u32> = HashMap::new();
-    let (mut received, mut out_of_order, mut highest) = (0u64, 0u64, None::<u64>);
+    // Bounded, so a sink can run for the length of a soak.
+    let mut seen = SequenceWindow::new();
+    let mut received = 0u64;
     let mut buf = vec![0u8; 65_536];
     while Instant::now() < deadline {
         let Ok((n, from)) = socket.recv_from(&mut buf) else {
@@ -77,26 +83,20 @@ fn sink(args: &[String]) -> Result<(), String> {
         };
         received += 1;
         if n >= 8 {
-            let seq = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
-            *seen.entry(seq).or_default() += 1;
-            if highest.is_some_and(|h| seq < h) {
-                out_of_order += 1;
-            }
-            highest = Some(highest.map_or(seq, |h| h.max(seq)));
+            seen.record(u64::from_le_bytes(buf[..8].try_into().unwrap_or_default()));
         }
         if echo {
             let _ = socket.send_to(&buf[..n], from);
         }
     }
-    let duplicates: u64 = seen.values().map(|&c| u64::from(c.saturating_sub(1))).sum();
     write_report(
         args,
         &json!({
             "received": received,
-            "unique": seen.len(),
-            "duplicates": duplicates,
-            "out_of_order": out_of_order,
-            "highest_seq": highest,
+            "unique": seen.unique,
+            "duplicates": seen.duplicates,
+            "out_of_order": seen.out_of_order,
+            "highest_seq": seen.highest,
         }),
     )
 }
@@ -187,6 +187,172 @@ fn send(args: &[String]) -> Result<(), String> {
             "seconds": sent_for.as_secs_f64(),
             "goodput_mbit_s": echoed.len() as f64 * size as f64 * 8.0 / sent_for.as_secs_f64().max(1e-9) / 1e6,
             "rtt_ms": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": rtts.last()},
+        }),
+    )
+}
+
+/// Round-trip times in quarter-millisecond buckets up to 1 s (and one bucket above), for the
+/// percentiles of one interval without keeping every sample.
+struct RttHistogram([u32; 4001]);
+
+impl RttHistogram {
+    const BUCKET_MS: f64 = 0.25;
+
+    fn add(&mut self, ms: f64) {
+        let i = ((ms / Self::BUCKET_MS) as usize).min(self.0.len() - 1);
+        self.0[i] += 1;
+    }
+
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.0.iter().map(|&c| u64::from(c)).sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total - 1) as f64 * q).round() as u64;
+        let mut seen = 0u64;
+        for (i, &c) in self.0.iter().enumerate() {
+            seen += u64::from(c);
+            if seen > rank {
+                return Some((i as f64 + 0.5) * Self::BUCKET_MS);
+            }
+        }
+        None
+    }
+
+    fn clear(&mut self) {
+        self.0.fill(0);
+    }
+}
+
+/// A stream at `--rate-mbit` of payload for `--seconds`, echoed back by a sink: every
+/// `--every-ms` one JSON line of progress goes to `--progress` (what was sent and echoed, the
+/// longest silence between two echoes, round-trip percentiles), so a soak can plot it while it
+/// runs. Memory stays bounded however long it runs.
+fn stream(args: &[String]) -> Result<(), String> {
+    use std::io::Write;
+    let to: SocketAddr = need(args, "--to")?;
+    let seconds: f64 = need(args, "--seconds")?;
+    let rate_mbit: f64 = need(args, "--rate-mbit")?;
+    let size: usize = need::<usize>(args, "--size")?.max(16);
+    let every = Duration::from_millis(need(args, "--every-ms")?);
+    let wait = Duration::from_millis(need(args, "--wait-ms")?);
+    let progress_path: String = need(args, "--progress")?;
+    let mut progress = std::fs::File::create(&progress_path)
+        .map_err(|e| format!("create {progress_path}: {e}"))?;
+    let pps = (rate_mbit * 1e6 / 8.0 / size as f64).max(1.0);
+    let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let socket = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut window = SequenceWindow::new();
+    let mut rtt = Box::new(RttHistogram([0; 4001]));
+    let (mut buf, mut payload) = (vec![0u8; 65_536], vec![0u8; size]);
+    let (mut sent, mut send_errors) = (0u64, 0u64);
+    // Silences between two echoes: the longest in this interval and overall, and each above 200 ms.
+    let (mut last_echo, mut interval_gap, mut longest_gap) =
+        (None::<Instant>, Duration::ZERO, Duration::ZERO);
+    let mut long_gaps: Vec<serde_json::Value> = Vec::new();
+    let (mut interval_sent, mut interval_echoed) = (0u64, 0u64);
+    let mut next_progress = started + every;
+    let send_for = Duration::from_secs_f64(seconds);
+    loop {
+        let now = Instant::now();
+        let elapsed = now - started;
+        let sending = elapsed < send_for;
+        if sending {
+            let due = (elapsed.as_secs_f64() * pps) as u64;
+            while sent < due {
+                payload[..8].copy_from_slice(&sent.to_le_bytes());
+                payload[8..16]
+                    .copy_from_slice(&(started.elapsed().as_nanos() as u64).to_le_bytes());
+                if socket.send_to(&payload, to).is_err() {
+                    send_errors += 1;
+                }
+                sent += 1;
+                interval_sent += 1;
+            }
+        } else if elapsed >= send_for + wait || window.unique >= sent {
+            break;
+        }
+        while let Ok(n) = socket.recv(&mut buf) {
+            if n < 16 {
+                continue;
+            }
+            let seq = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
+            let sent_ns = u64::from_le_bytes(buf[8..16].try_into().unwrap_or_default());
+            if seq >= sent || !window.record(seq) {
+                continue;
+            }
+            let at = Instant::now();
+            rtt.add(
+                (at - started)
+                    .as_nanos()
+                    .saturating_sub(u128::from(sent_ns)) as f64
+                    / 1e6,
+            );
+            if let Some(last) = last_echo {
+                let gap = at - last;
+                interval_gap = interval_gap.max(gap);
+                if gap > Duration::from_millis(200) && long_gaps.len() < 256 {
+                    long_gaps.push(json!({
+                        "ended_ms": (at - started).as_millis() as u64,
+                        "gap_ms": gap.as_secs_f64() * 1000.0,
+                    }));
+                }
+            }
+            last_echo = Some(at);
+            interval_echoed += 1;
+        }
+        let now = Instant::now();
+        if now >= next_progress {
+            // An outage still going on counts in the interval it is seen in.
+            if sending && let Some(last) = last_echo {
+                interval_gap = interval_gap.max(now - last);
+            }
+            longest_gap = longest_gap.max(interval_gap);
+            let line = json!({
+                "t_ms": (now - started).as_millis() as u64,
+                "sent": sent,
+                "echoed": window.unique,
+                "lost": window.lost,
+                "duplicates": window.duplicates,
+                "out_of_order": window.out_of_order,
+                "send_errors": send_errors,
+                "interval": {
+                    "sent": interval_sent,
+                    "echoed": interval_echoed,
+                    "echoed_mbit_s": interval_echoed as f64 * size as f64 * 8.0 / every.as_secs_f64() / 1e6,
+                    "max_gap_ms": interval_gap.as_secs_f64() * 1000.0,
+                    "rtt_p50_ms": rtt.quantile(0.5),
+                    "rtt_p99_ms": rtt.quantile(0.99),
+                },
+            });
+            writeln!(progress, "{line}").map_err(|e| format!("write {progress_path}: {e}"))?;
+            (interval_sent, interval_echoed, interval_gap) = (0, 0, Duration::ZERO);
+            rtt.clear();
+            next_progress += every;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    longest_gap = longest_gap.max(interval_gap);
+    window.finish(sent);
+    write_report(
+        args,
+        &json!({
+            "sent": sent,
+            "send_errors": send_errors,
+            "echoed": window.unique,
+            "lost": window.lost,
+            "duplicates": window.duplicates,
+            "out_of_order": window.out_of_order,
+            "started_unix_ms": started_unix_ms,
+            "packets_per_sec": pps,
+            "size": size,
+            "longest_gap_ms": longest_gap.as_secs_f64() * 1000.0,
+            "gaps_over_200ms": long_gaps,
         }),
     )
 }
@@ -526,12 +692,13 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("sink") => sink(&args),
         Some("send") => send(&args),
+        Some("stream") => stream(&args),
         Some("proxy") => proxy(&args),
         Some("replay") => replay(&args),
         Some("flood-random") => flood_random(&args),
         Some("handshakers") => handshakers(&args),
         Some("flood-initiations") => flood_initiations(&args),
-        _ => Err("usage: fault-tool sink|send|proxy|replay|flood-random|flood-initiations|handshakers … (see the source's header)".into()),
+        _ => Err("usage: fault-tool sink|send|stream|proxy|replay|flood-random|flood-initiations|handshakers … (see the source's header)".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,9 @@
 
 pub mod lab;
 pub mod node;
+pub mod pair;
 pub mod report;
+pub mod sequence;
 pub mod wireguard_go;
 
 pub use lab::{FaultLab, Side};
