@@ -177,8 +177,8 @@ stage_done "faults"
 # --- the soak, as a 2-minute smoke (F15; the 30-minute run is scripts/soak.sh) ---------------------
 stage "soak smoke (2 minutes)"
 # Report-only figures; it fails only on RSS or descriptor growth past the stated bounds, or a node
-# that exited or panicked.
-bash scripts/soak.sh --minutes 2 --profile "$PROFILE" --no-build --check \
+# that exited or panicked. The timer scale makes a rekey every 12 s, so memory is watched across ten.
+bash scripts/soak.sh --minutes 2 --timer-scale 0.1 --profile "$PROFILE" --no-build --check \
     --output-dir "$log_dir/soak" 2>&1 | tee "$log_dir/soak.log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use pnet_mesh_crypto::PublicKey;
-use pnet_mesh_shard::{BackendKind, Runtime, RuntimeReport, ShardStatsSnapshot};
+use pnet_mesh_shard::{BackendKind, PoolMemory, Runtime, RuntimeReport, ShardStatsSnapshot};
 
 pub use builder::NodeBuilder;
 pub use error::NodeError;
@@ -177,6 +177,9 @@ pub struct NodeStats {
     pub cookie_replies_sent: u64,
     /// Sources the handshake rate limiter tracks (bounded by its capacity).
     pub rate_limiter_entries: u64,
+    /// The packet buffer pools: address space reserved at start, and how much of it traffic has
+    /// made resident (it grows as deeper bursts touch more buffers, never past the reservation).
+    pub buffer_pools: PoolMemory,
 }
 
 impl Node {
@@ -552,6 +555,7 @@ impl Node {
             under_load: self.shared.under_load.load(Ordering::Relaxed),
             cookie_replies_sent: self.shared.cookie_replies_sent.load(Ordering::Relaxed),
             rate_limiter_entries: self.shared.rate_limiter_entries.load(Ordering::Relaxed),
+            buffer_pools: self.runtime.buffer_memory(),
         }
     }
 

@@ -53,6 +53,36 @@ impl Arena {
     }
 }
 
+impl Arena {
+    /// Bytes of the mapping that are resident (committed by a first write), by `mincore`.
+    fn resident_bytes(&self) -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096);
+        let mut pages = vec![0u8; self.len.div_ceil(page)];
+        // SAFETY: `base..base + len` is exactly the mapping `map` made (page aligned, since mmap
+        // returned it), and `pages` has one byte for each of its pages, as mincore writes.
+        let rc = unsafe { libc::mincore(self.base.as_ptr().cast(), self.len, pages.as_mut_ptr()) };
+        if rc != 0 {
+            return 0;
+        }
+        pages.iter().filter(|&&p| p & 1 != 0).count() * page
+    }
+}
+
+/// How much memory the buffer pools hold: the address space reserved at start, and the part of it
+/// traffic has touched (committed page by page on first write, never given back while the pools
+/// live). The resident part is what grows with traffic; it can never exceed the reserved part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolMemory {
+    /// Bytes mapped for every buffer of every pool.
+    pub reserved_bytes: usize,
+    /// Bytes of those mappings that are resident.
+    pub resident_bytes: usize,
+}
+
 impl Drop for Arena {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping `map` made; every `Buf` carved from it holds an `Arc` of
@@ -110,6 +140,7 @@ impl Buf {
 #[derive(Debug, Clone)]
 pub(crate) struct Pools {
     free: Arc<[ArrayQueue<Buf>]>,
+    arenas: Arc<[Arc<Arena>]>,
     shards: usize,
     small_len: usize,
 }
@@ -130,12 +161,14 @@ impl Pools {
         small_capacity: usize,
     ) -> Self {
         let small_capacity = small_capacity.min(large_capacity);
-        let list = |home: usize, n: usize, capacity: usize| {
+        let mut arenas = Vec::with_capacity(2 * shards + 1);
+        let mut list = |home: usize, n: usize, capacity: usize| {
             let len = HEADROOM + capacity + TAILROOM;
             let q = ArrayQueue::new(n.max(1));
             let arena = Arc::new(
                 Arena::map(len * n).expect("map the buffer pool (address space for the buffers)"),
             );
+            arenas.push(arena.clone());
             for i in 0..n {
                 // In bounds: `i * len + len <= len * n`, the arena's length.
                 let ptr = arena.base.as_ptr().wrapping_add(i * len);
@@ -160,9 +193,20 @@ impl Pools {
         free.extend((0..shards).map(|s| list(shards + 1 + s, small, small_capacity)));
         Pools {
             free: free.into(),
+            arenas: arenas.into(),
             shards,
             small_len: HEADROOM + small_capacity + TAILROOM,
         }
+    }
+
+    /// Reserved and resident bytes of every pool.
+    pub(crate) fn memory(&self) -> PoolMemory {
+        self.arenas
+            .iter()
+            .fold(PoolMemory::default(), |m, a| PoolMemory {
+                reserved_bytes: m.reserved_bytes + a.len,
+                resident_bytes: m.resident_bytes + a.resident_bytes(),
+            })
     }
 
     /// A free buffer of the application list, if any is left.
@@ -241,5 +285,33 @@ impl BufferPool {
     /// Returns `buf` to its home pool.
     pub fn release(&self, buf: Buf) {
         self.pools.release(buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pools;
+    use crate::config::{HEADROOM, TAILROOM};
+
+    #[test]
+    fn pool_memory_is_reserved_at_start_and_resident_only_where_written() {
+        let pools = Pools::new(2, 4, 8, 3, 65_536, 1500);
+        let m = pools.memory();
+        let (large, small) = (HEADROOM + 65_536 + TAILROOM, HEADROOM + 1500 + TAILROOM);
+        assert_eq!(m.reserved_bytes, 2 * 4 * large + 3 * small + 2 * 8 * small);
+        assert_eq!(m.resident_bytes, 0, "nothing written yet");
+        let mut buf = pools.take(0).expect("a large buffer");
+        buf.as_mut_slice().fill(1);
+        let after = pools.memory();
+        assert!(
+            after.resident_bytes >= large && after.resident_bytes <= large + 2 * 4096,
+            "one buffer's pages: {after:?}"
+        );
+        pools.release(buf);
+        assert_eq!(
+            pools.memory().resident_bytes,
+            after.resident_bytes,
+            "a returned buffer stays committed"
+        );
     }
 }

@@ -66,7 +66,7 @@ mod stats;
 mod steer;
 
 pub use backend::Offload;
-pub use buffers::{Buf, BufferPool};
+pub use buffers::{Buf, BufferPool, PoolMemory};
 pub use channel::Outbox;
 pub use config::{
     Backend, BackendKind, HEADROOM, MAX_UDP_PAYLOAD, RuntimeConfig, StartError, SteeringRule,

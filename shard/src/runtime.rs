@@ -276,6 +276,11 @@ impl<C: Send + 'static> Runtime<C> {
         self.stats.get(shard.index()).map(|s| s.snapshot())
     }
 
+    /// What the buffer pools reserved at start and how much of it traffic has made resident.
+    pub fn buffer_memory(&self) -> crate::PoolMemory {
+        self.pools.memory()
+    }
+
     /// Counters of every shard, control first.
     pub fn all_stats(&self) -> Vec<ShardStatsSnapshot> {
         self.stats.iter().map(|s| s.snapshot()).collect()

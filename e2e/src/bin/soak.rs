@@ -89,16 +89,26 @@ fn main() -> ExitCode {
                 )
             };
             println!(
-                "soak: {} rekeys, longest gap {:.1} ms, {} gaps over 1 s; RSS KiB A {}, B {}; \
-                 descriptors A {}, B {}",
+                "soak: {} rekeys, longest gap {:.1} ms, {} gaps over 1 s",
                 s["rekeys"],
                 s["longest_gap_ms"].as_f64().unwrap_or(f64::NAN),
                 s["gaps_over_1s"],
-                moved(&s["rss_kib"]["a"]),
-                moved(&s["rss_kib"]["b"]),
-                moved(&s["fds"]["a"]),
-                moved(&s["fds"]["b"])
             );
+            for (what, key) in [
+                ("RSS, KiB", "rss_kib"),
+                (
+                    "RSS outside the buffer pools, KiB",
+                    "rss_outside_buffer_pools_kib",
+                ),
+                ("buffer pools resident, KiB", "buffer_pools_resident_kib"),
+                ("descriptors", "fds"),
+            ] {
+                println!(
+                    "soak: {what}: A {}, B {}",
+                    moved(&s[key]["a"]),
+                    moved(&s[key]["b"])
+                );
+            }
             if outcome.violations.is_empty() {
                 println!(
                     "soak: within the bounds (RSS growth after the warm-up ≤ {} % or {} KiB, \

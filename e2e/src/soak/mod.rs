@@ -93,6 +93,9 @@ pub struct Sample {
     pub t_s: f64,
     /// Resident memory of A and B, KiB.
     pub rss_kib: [u64; 2],
+    /// Of that, the resident part of their packet buffer pools (`show --json`), KiB: committed
+    /// page by page as bursts first reach a buffer, bounded by the pools' reservation.
+    pub pool_kib: [u64; 2],
     /// Open descriptors of A and B.
     pub fds: [usize; 2],
     /// Handshakes A and B completed so far.
@@ -114,6 +117,7 @@ impl Sample {
         json!({
             "t_s": self.t_s,
             "a_rss_kib": self.rss_kib[0], "b_rss_kib": self.rss_kib[1],
+            "a_pool_kib": self.pool_kib[0], "b_pool_kib": self.pool_kib[1],
             "a_fds": self.fds[0], "b_fds": self.fds[1],
             "a_handshakes": self.handshakes[0], "b_handshakes": self.handshakes[1],
             "sent": self.sent, "echoed": self.echoed,
@@ -310,11 +314,13 @@ pub fn run(config: &SoakConfig, bounds: Bounds) -> Result<SoakOutcome, String> {
             pending.clear();
             let sample = take_sample(&a, &b, &line);
             println!(
-                "soak: {:>6.0} s  rss {:>6}/{:>6} KiB  fds {:>3}/{:>3}  handshakes {:>3}/{:>3}  \
-                 {:>5.1} Mbit/s  longest gap {:>6.1} ms  rtt p50 {} ms",
+                "soak: {:>6.0} s  rss {:>6}/{:>6} KiB (pools {:>5}/{:>5})  fds {:>3}/{:>3}  \
+                 handshakes {:>3}/{:>3}  {:>5.1} Mbit/s  longest gap {:>6.1} ms  rtt p50 {} ms",
                 sample.t_s,
                 sample.rss_kib[0],
                 sample.rss_kib[1],
+                sample.pool_kib[0],
+                sample.pool_kib[1],
                 sample.fds[0],
                 sample.fds[1],
                 sample.handshakes[0],
@@ -360,6 +366,18 @@ pub fn run(config: &SoakConfig, bounds: Bounds) -> Result<SoakOutcome, String> {
         flat(&|s| s.rss_kib[1] as f64),
     ];
     let fds = [flat(&|s| s.fds[0] as f64), flat(&|s| s.fds[1] as f64)];
+    let outside = |s: &Sample, i: usize| s.rss_kib[i].saturating_sub(s.pool_kib[i]) as f64;
+    let rss_outside_pools = [flat(&|s| outside(s, 0)), flat(&|s| outside(s, 1))];
+    let pools = [
+        flat(&|s| s.pool_kib[0] as f64),
+        flat(&|s| s.pool_kib[1] as f64),
+    ];
+    let reserved_kib = |n: &NodeProcess| {
+        n.show()
+            .ok()
+            .and_then(|s| s["memory"]["buffer_pools_reserved_bytes"].as_u64())
+            .map(|b| b / 1024)
+    };
     if settled.len() < 2 {
         violations.push(format!(
             "only {} samples after the {warmup:.0} s warm-up: too few to judge growth",
@@ -420,6 +438,14 @@ pub fn run(config: &SoakConfig, bounds: Bounds) -> Result<SoakOutcome, String> {
                 g.iter().filter(|x| x["gap_ms"].as_f64().is_some_and(|v| v > 1000.0)).count()
             }),
             "rss_kib": {"a": rss[0].map(Flatness::to_json), "b": rss[1].map(Flatness::to_json)},
+            "rss_outside_buffer_pools_kib": {
+                "a": rss_outside_pools[0].map(Flatness::to_json),
+                "b": rss_outside_pools[1].map(Flatness::to_json),
+            },
+            "buffer_pools_resident_kib": {
+                "a": pools[0].map(Flatness::to_json), "b": pools[1].map(Flatness::to_json),
+                "reserved_kib": {"a": reserved_kib(&a), "b": reserved_kib(&b)},
+            },
             "fds": {"a": fds[0].map(Flatness::to_json), "b": fds[1].map(Flatness::to_json)},
             "panics": violations.iter().filter(|v| v.contains("panicked")).count(),
             "violations": violations,
@@ -466,10 +492,20 @@ fn udp_rcvbuf_errors(lab: &FaultLab, side: Side) -> Option<u64> {
 /// `show` opens a control connection to the node.
 fn take_sample(a: &NodeProcess, b: &NodeProcess, line: &Value) -> Sample {
     let fds = [a.fds().unwrap_or(0), b.fds().unwrap_or(0)];
+    let rss_kib = [a.rss_kb().unwrap_or(0), b.rss_kb().unwrap_or(0)];
+    let pool = |n: &NodeProcess| {
+        n.show().ok().map_or(0, |s| {
+            s["memory"]["buffer_pools_resident_bytes"]
+                .as_u64()
+                .unwrap_or(0)
+                / 1024
+        })
+    };
     let interval = &line["interval"];
     Sample {
         t_s: line["t_ms"].as_f64().unwrap_or(0.0) / 1000.0,
-        rss_kib: [a.rss_kb().unwrap_or(0), b.rss_kb().unwrap_or(0)],
+        rss_kib,
+        pool_kib: [pool(a), pool(b)],
         fds,
         handshakes: [
             a.event_times("HandshakeCompleted").len(),

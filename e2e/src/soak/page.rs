@@ -168,6 +168,14 @@ pub(super) fn render(report: &Value, samples: &[Sample]) -> String {
         ),
         ("gaps over 1 s", summary["gaps_over_1s"].clone()),
         ("RSS, KiB (after the warm-up)", summary["rss_kib"].clone()),
+        (
+            "RSS outside the buffer pools, KiB",
+            summary["rss_outside_buffer_pools_kib"].clone(),
+        ),
+        (
+            "buffer pools resident, KiB",
+            summary["buffer_pools_resident_kib"].clone(),
+        ),
         ("open descriptors", summary["fds"].clone()),
         ("sent / echoed / lost", {
             let s = &report["stream"];
@@ -192,6 +200,20 @@ pub(super) fn render(report: &Value, samples: &[Sample]) -> String {
         "Resident memory",
         "KiB",
         &both("A", "B", &|s, i| s.rss_kib[i] as f64),
+        Some(0.0),
+    ));
+    html.push_str(&plot(
+        "Resident memory outside the packet buffer pools",
+        "KiB",
+        &both("A", "B", &|s, i| {
+            s.rss_kib[i].saturating_sub(s.pool_kib[i]) as f64
+        }),
+        Some(0.0),
+    ));
+    html.push_str(&plot(
+        "Resident part of the packet buffer pools",
+        "KiB",
+        &both("A", "B", &|s, i| s.pool_kib[i] as f64),
         Some(0.0),
     ));
     html.push_str(&plot(
@@ -265,6 +287,7 @@ mod tests {
             .map(|i| Sample {
                 t_s: f64::from(i) * 10.0,
                 rss_kib: [9000 + i as u64, 9100],
+                pool_kib: [2000, 2100],
                 fds: [20, 21],
                 handshakes: [1, 1],
                 echoed_mbit_s: 49.5,
@@ -280,7 +303,7 @@ mod tests {
             "stream": {"sent": 1, "echoed": 1, "lost": 0},
         });
         let html = render(&report, &samples);
-        assert_eq!(html.matches("<svg").count(), 6);
+        assert_eq!(html.matches("<svg").count(), 8);
         assert!(html.contains("A → &lt;proxy&gt; → B"), "text is escaped");
         assert!(html.contains("<polyline"));
         assert!(!html.contains("NaN"));

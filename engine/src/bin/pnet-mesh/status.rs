@@ -54,6 +54,20 @@ pub struct Status {
     /// Messages that crossed channels (`--channel-echo`, `--channel-send`).
     #[serde(default)]
     pub channels: crate::channels::ChannelStatus,
+    /// Memory of the packet buffer pools.
+    #[serde(default)]
+    pub memory: MemoryStatus,
+}
+
+/// Memory the node holds for packets: the buffer pools are reserved at start and become resident
+/// page by page as traffic first writes them, so their resident part grows with the deepest burst
+/// seen, up to the reservation, and is never given back while the node runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemoryStatus {
+    /// Bytes of address space mapped for every buffer.
+    pub buffer_pools_reserved_bytes: u64,
+    /// Bytes of it resident now.
+    pub buffer_pools_resident_bytes: u64,
 }
 
 /// Relay counters of the node (and of its path prober, when discovery runs).
@@ -286,6 +300,10 @@ impl Source<'_> {
             discovery: self.discovery(),
             relay: self.relay(),
             channels: self.channels.status(),
+            memory: MemoryStatus {
+                buffer_pools_reserved_bytes: stats.buffer_pools.reserved_bytes as u64,
+                buffer_pools_resident_bytes: stats.buffer_pools.resident_bytes as u64,
+            },
         }
     }
 
@@ -388,6 +406,14 @@ pub fn render(s: &Status, now: u64) -> String {
         "  backend: {} ({} data shards)",
         s.backend, s.data_shards
     );
+    if s.memory.buffer_pools_reserved_bytes > 0 {
+        let _ = writeln!(
+            out,
+            "  buffers: {} resident of {} reserved",
+            bytes(s.memory.buffer_pools_resident_bytes),
+            bytes(s.memory.buffer_pools_reserved_bytes)
+        );
+    }
     if let Some(d) = &s.discovery {
         let _ = writeln!(
             out,
@@ -560,6 +586,7 @@ pub mod tests_support {
             discovery: None,
             relay: RelayStatus::default(),
             channels: crate::channels::ChannelStatus::default(),
+            memory: MemoryStatus::default(),
         }
     }
 }
@@ -607,6 +634,20 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: Status = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn renders_the_buffer_pools_memory_once_known() {
+        let mut s = sample();
+        s.memory = MemoryStatus {
+            buffer_pools_reserved_bytes: 24 << 20,
+            buffer_pools_resident_bytes: 3 << 20,
+        };
+        let text = render(&s, 1065);
+        assert!(
+            text.contains("  backend: io_uring (2 data shards)\n  buffers: 3.00 MiB resident of 24.00 MiB reserved\n"),
+            "{text}"
+        );
     }
 
     #[test]
