@@ -237,6 +237,17 @@ impl FaultLab {
         run(&full)
     }
 
+    /// The namespace's UDP `RcvbufErrors` (`/proc/net/snmp`): datagrams a full socket buffer
+    /// dropped, the losses that are neither the proxy's nor a node's.
+    pub fn udp_receive_buffer_errors(&self, side: Side) -> Option<u64> {
+        let out = self.exec(side, &["cat", "/proc/net/snmp"]).ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+        let (names, values) = (udp.next()?, udp.next()?);
+        let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+        values.split_whitespace().nth(at)?.parse().ok()
+    }
+
     /// Starts `argv` inside `side`'s namespace with stdout and stderr to `log`; it is killed when the
     /// lab drops (or by the caller).
     ///

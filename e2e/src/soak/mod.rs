@@ -453,7 +453,7 @@ pub fn run(config: &SoakConfig, bounds: Bounds) -> Result<SoakOutcome, String> {
         "stream": stream_summary,
         "sink": sink_summary,
         "proxy": proxy_stats,
-        "udp_receive_buffer_errors": {"a": udp_rcvbuf_errors(&lab, Side::A), "b": udp_rcvbuf_errors(&lab, Side::B)},
+        "udp_receive_buffer_errors": {"a": lab.udp_receive_buffer_errors(Side::A), "b": lab.udp_receive_buffer_errors(Side::B)},
         "drops": {"a": a.show().map(|s| s["drops"].clone()).unwrap_or(Value::Null),
                   "b": b.show().map(|s| s["drops"].clone()).unwrap_or(Value::Null)},
         "samples": samples.iter().map(Sample::to_json).collect::<Vec<_>>(),
@@ -475,17 +475,6 @@ pub fn run(config: &SoakConfig, bounds: Bounds) -> Result<SoakOutcome, String> {
         html_path.display()
     );
     Ok(SoakOutcome { report, violations })
-}
-
-/// The namespace's UDP `RcvbufErrors` (`/proc/net/snmp`): datagrams a full socket buffer dropped,
-/// the losses that are neither the proxy's nor a node's.
-fn udp_rcvbuf_errors(lab: &FaultLab, side: Side) -> Option<u64> {
-    let out = lab.exec(side, &["cat", "/proc/net/snmp"]).ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
-    let (names, values) = (udp.next()?, udp.next()?);
-    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
-    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// A sample of both nodes at the moment the stream wrote `line`. Descriptors are counted before

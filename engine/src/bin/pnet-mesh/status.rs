@@ -165,6 +165,10 @@ pub struct PeerStatus {
     pub tx_packets: u64,
     /// Handshake initiations sent.
     pub handshakes_initiated: u64,
+    /// Packets held for a handshake and then dropped (the hold queue was full, or the handshake
+    /// failed).
+    #[serde(default)]
+    pub staged_dropped: u64,
 }
 
 /// The control plane's defences against handshake floods.
@@ -193,6 +197,45 @@ pub struct RuleStatus {
     pub dropped: u64,
     /// Flows dropped to make room.
     pub evicted: u64,
+}
+
+/// Every packet the node dropped, by reason (only reasons that occurred): the receive path's
+/// reasons, and the send path's: packets held for a handshake that did not go out, packets the
+/// data shards could not send, packets the application's receive queue had no room for.
+fn packet_drops(stats: &pnet_mesh::NodeStats) -> BTreeMap<String, u64> {
+    let shards =
+        |f: fn(&pnet_mesh::node::DataShardStats) -> u64| stats.data_shards.iter().map(f).sum();
+    let send_path = SendPathDrops {
+        staged: stats.peers.iter().map(|(_, p)| p.staged_dropped).sum(),
+        send_failed: shards(|s| s.send_failed),
+        delivery_queue_full: shards(|s| s.delivery_dropped),
+    };
+    send_path.merged_with(stats.drops.iter().map(|(reason, n)| (reason.name(), n)))
+}
+
+/// Drops outside the receive path's reasons.
+struct SendPathDrops {
+    staged: u64,
+    send_failed: u64,
+    delivery_queue_full: u64,
+}
+
+impl SendPathDrops {
+    /// These with the receive path's `(reason, count)`s, the reasons that occurred.
+    fn merged_with<'a>(
+        &self,
+        receive: impl Iterator<Item = (&'a str, u64)>,
+    ) -> BTreeMap<String, u64> {
+        receive
+            .chain([
+                ("StagedDropped", self.staged),
+                ("SendFailed", self.send_failed),
+                ("DeliveryQueueFull", self.delivery_queue_full),
+            ])
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| (reason.to_owned(), n))
+            .collect()
+    }
 }
 
 /// What the node side needs to answer `show`.
@@ -249,6 +292,7 @@ impl Source<'_> {
                 rx_packets: p.rx_packets,
                 tx_packets: p.tx_packets,
                 handshakes_initiated: p.handshakes_initiated,
+                staged_dropped: p.staged_dropped,
             })
             .collect();
         let rule = |rule: String, c: &RuleCounters| RuleStatus {
@@ -291,12 +335,7 @@ impl Source<'_> {
                 cookie_replies_sent: stats.cookie_replies_sent,
                 rate_limiter_entries: stats.rate_limiter_entries,
             },
-            drops: stats
-                .drops
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(reason, n)| (reason.name().to_owned(), n))
-                .collect(),
+            drops: packet_drops(&stats),
             discovery: self.discovery(),
             relay: self.relay(),
             channels: self.channels.status(),
@@ -555,6 +594,7 @@ pub mod tests_support {
                     rx_packets: 3,
                     tx_packets: 1,
                     handshakes_initiated: 1,
+                    staged_dropped: 0,
                 },
                 PeerStatus {
                     public_key: "IDLE".into(),
@@ -569,6 +609,7 @@ pub mod tests_support {
                     rx_packets: 0,
                     tx_packets: 0,
                     handshakes_initiated: 0,
+                    staged_dropped: 0,
                 },
             ],
             forwards: vec![RuleStatus {
@@ -634,6 +675,24 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: Status = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn counts_send_path_drops_with_the_receive_path_reasons() {
+        let send_path = SendPathDrops {
+            staged: 21,
+            send_failed: 0,
+            delivery_queue_full: 3,
+        };
+        let drops = send_path.merged_with([("Replayed", 2), ("HopLimit", 0)].into_iter());
+        assert_eq!(
+            drops,
+            BTreeMap::from([
+                ("DeliveryQueueFull".to_owned(), 3),
+                ("Replayed".to_owned(), 2),
+                ("StagedDropped".to_owned(), 21),
+            ])
+        );
     }
 
     #[test]
