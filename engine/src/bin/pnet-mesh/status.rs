@@ -199,29 +199,29 @@ pub struct RuleStatus {
     pub evicted: u64,
 }
 
-/// Every packet the node dropped, by reason (only reasons that occurred): the receive path's
-/// reasons, and the send path's: packets held for a handshake that did not go out, packets the
-/// data shards could not send, packets the application's receive queue had no room for.
+/// Every packet the node dropped, by reason (only reasons that occurred): the per-reason counters,
+/// and the drops counted apart from them: packets held for a handshake that did not go out, packets
+/// the data shards could not send, packets the application's receive queue had no room for.
 fn packet_drops(stats: &pnet_mesh::NodeStats) -> BTreeMap<String, u64> {
     let shards =
         |f: fn(&pnet_mesh::node::DataShardStats) -> u64| stats.data_shards.iter().map(f).sum();
-    let send_path = SendPathDrops {
+    let apart = DropsCountedApart {
         staged: stats.peers.iter().map(|(_, p)| p.staged_dropped).sum(),
         send_failed: shards(|s| s.send_failed),
         delivery_queue_full: shards(|s| s.delivery_dropped),
     };
-    send_path.merged_with(stats.drops.iter().map(|(reason, n)| (reason.name(), n)))
+    apart.merged_with(stats.drops.iter().map(|(reason, n)| (reason.name(), n)))
 }
 
-/// Drops outside the receive path's reasons.
-struct SendPathDrops {
+/// Drops the peers and data shards count apart from the per-reason counters.
+struct DropsCountedApart {
     staged: u64,
     send_failed: u64,
     delivery_queue_full: u64,
 }
 
-impl SendPathDrops {
-    /// These with the receive path's `(reason, count)`s, the reasons that occurred.
+impl DropsCountedApart {
+    /// These with the per-reason `(reason, count)`s, the reasons that occurred.
     fn merged_with<'a>(
         &self,
         receive: impl Iterator<Item = (&'a str, u64)>,
@@ -678,13 +678,13 @@ mod tests {
     }
 
     #[test]
-    fn counts_send_path_drops_with_the_receive_path_reasons() {
-        let send_path = SendPathDrops {
+    fn counts_the_drops_counted_apart_with_the_per_reason_ones() {
+        let apart = DropsCountedApart {
             staged: 21,
             send_failed: 0,
             delivery_queue_full: 3,
         };
-        let drops = send_path.merged_with([("Replayed", 2), ("HopLimit", 0)].into_iter());
+        let drops = apart.merged_with([("Replayed", 2), ("HopLimit", 0)].into_iter());
         assert_eq!(
             drops,
             BTreeMap::from([
